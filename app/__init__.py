@@ -1,0 +1,1 @@
+"""The genre classification service (FastAPI + ONNX Runtime; no torch)."""

@@ -1,0 +1,39 @@
+"""Service settings, read from GENRE_* environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.runtime import DEFAULT_HOP_SECONDS, DEFAULT_MODEL_PATH, ProviderChoice
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GENRE_", env_file=".env", extra="ignore")
+
+    model_path: Path = DEFAULT_MODEL_PATH
+    providers: ProviderChoice = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU
+    intra_op_threads: int = Field(0, ge=0)  # 0: onnxruntime's default (all cores)
+    inter_op_threads: int = Field(0, ge=0)
+
+    max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    max_duration_s: float = Field(20 * 60, gt=0)
+    min_duration_s: float = Field(1.0, gt=0)
+    window_hop_s: float = Field(DEFAULT_HOP_SECONDS, gt=0)
+
+    max_batch_windows: int = Field(32, ge=1)  # windows per ONNX call, across requests
+    batch_wait_ms: float = Field(2.0, ge=0)  # how long a batch waits for more requests
+    frontend_workers: int = Field(2, ge=1)  # threads decoding audio and computing spectrograms
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

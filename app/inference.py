@@ -1,0 +1,101 @@
+"""Off-the-event-loop inference with micro-batching across concurrent requests.
+
+Requests put their windows on a queue; one worker collects what arrives within
+`batch_wait_ms` (up to `max_batch_windows` windows of the same length), runs it as one ONNX
+call in a worker thread (ONNX Runtime releases the GIL) and hands each request its rows.
+The event loop never blocks, so /health answers during inference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app import metrics
+from model.runtime import GenreModel
+
+
+@dataclass
+class _Job:
+    inputs: np.ndarray  # shape = (windows, frames, bands)
+    future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = field(repr=False)
+
+
+class BatchingEngine:
+    def __init__(self, model: GenreModel, max_batch_windows: int, batch_wait_ms: float) -> None:
+        self.model = model
+        self.max_batch = max_batch_windows
+        self.wait_s = batch_wait_ms / 1000
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._serve())
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    async def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """inputs: shape = (windows, frames, bands) -> (probabilities, attention) of those windows."""
+        future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(inputs, future))
+        return await future
+
+    async def _serve(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            deadline = time.monotonic() + self.wait_s
+            while sum(len(j.inputs) for j in jobs) < self.max_batch:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    jobs.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            by_length: dict[int, list[_Job]] = defaultdict(list)
+            for job in jobs:
+                by_length[job.inputs.shape[1]].append(job)
+            for group in by_length.values():
+                await self._run(group)
+
+    async def _run(self, jobs: list[_Job]) -> None:
+        jobs = [j for j in jobs if not j.future.done()]  # a cancelled request needs no answer
+        if not jobs:
+            return
+        batch = np.concatenate([j.inputs for j in jobs])
+        try:
+            probabilities, attention = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._predict_chunked, batch
+            )
+        except Exception as e:  # an inference failure fails these requests, not the worker
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(e)
+            return
+        offset = 0
+        for job in jobs:
+            n = len(job.inputs)
+            if not job.future.done():
+                job.future.set_result((probabilities[offset : offset + n], attention[offset : offset + n]))
+            offset += n
+
+    def _predict_chunked(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One request may bring more windows than a batch holds (long audio): run in chunks."""
+        outputs = []
+        for i in range(0, len(batch), self.max_batch):
+            chunk = batch[i : i + self.max_batch]
+            start = time.perf_counter()
+            outputs.append(self.model.predict(chunk))
+            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - start)
+            metrics.BATCH_WINDOWS.observe(len(chunk))
+        return np.concatenate([p for p, _ in outputs]), np.concatenate([a for _, a in outputs])

@@ -1,0 +1,115 @@
+"""The FastAPI application: `uvicorn app.main:app` (or `python -m app.main`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from app import logs, metrics
+from app.config import Settings, get_settings
+from app.routes import STATIC, classify_router, ops_router
+from app.service import Classifier
+
+log = logging.getLogger("app")
+
+
+def route_of(request: Request) -> str:
+    """The route template (not the raw path), so metrics labels stay few."""
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] == Match.FULL:
+            return str(getattr(route, "path", request.url.path))
+    return "unmatched"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logs.configure(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ready = False
+        app.state.classifier = classifier = Classifier(settings)
+        info = classifier.info
+        metrics.MODEL_INFO.labels(info.name, info.version, info.provider).set(1)
+        await classifier.start()
+        app.state.ready = True
+        log.info("ready", extra={"fields": {"model": info.name, "version": info.version, "provider": info.provider}})
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await classifier.stop()
+
+    app = FastAPI(
+        title="Music genre classifier",
+        description="BiGRU + parallel attention over STFT spectrograms, served with ONNX Runtime.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.ready = False
+    app.include_router(classify_router, max_body_size=settings.max_upload_bytes)
+    app.include_router(ops_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        token = logs.request_id.set(rid)
+        route, start = route_of(request), time.perf_counter()
+        metrics.IN_FLIGHT.inc()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["x-request-id"] = rid
+            return response
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.IN_FLIGHT.dec()
+            metrics.REQUESTS.labels(request.method, route, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(request.method, route).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "fields": {"method": request.method, "route": route, "status": status, "seconds": round(elapsed, 4)}
+                },
+            )
+            logs.request_id.reset(token)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 413 and detail == "Content Too Large":
+            detail = f"the upload is larger than the limit of {settings.max_upload_bytes} bytes"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": reason or "invalid request"}, status_code=422)
+
+    return app
+
+
+app = create_app()
+
+
+def main() -> None:
+    settings = get_settings()
+    uvicorn.run("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

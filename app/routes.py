@@ -1,0 +1,85 @@
+"""HTTP routes: classification (its own router, so the upload limit applies to it) and ops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import metrics
+from app.decode import AudioError
+from app.schemas import ClassifyResponse, ErrorResponse, Health
+from app.service import Classifier
+from model.labels import N_GENRES
+
+STATIC = Path(__file__).parent / "static"
+
+
+def get_classifier(request: Request) -> Classifier:
+    classifier: Classifier | None = getattr(request.app.state, "classifier", None)
+    if classifier is None or not request.app.state.ready:
+        raise HTTPException(503, "the model is not loaded yet")
+    return classifier
+
+
+ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
+
+classify_router = APIRouter()
+ops_router = APIRouter()
+
+
+@classify_router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    responses={
+        413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
+        415: {"model": ErrorResponse, "description": "not decodable as a supported audio format"},
+        422: {"model": ErrorResponse, "description": "missing file, empty file or audio too short"},
+        503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
+    },
+    summary="Classify the genre of an audio file",
+)
+async def classify(
+    classifier: ClassifierDep,
+    file: Annotated[UploadFile, File(description="WAV, FLAC, OGG (Vorbis/Opus), MP3 or AIFF; any rate/channels")],
+    top_k: Annotated[int, Query(ge=1, le=N_GENRES, description="how many genres to return")] = N_GENRES,
+    attention: Annotated[bool, Query(description="include per-frame attention weights")] = True,
+) -> ClassifyResponse:
+    """Audio longer than 30 s is analysed in 30 s windows (hop `GENRE_WINDOW_HOP_S`); the overall
+    probabilities are the mean of the windows' probabilities."""
+    data = await file.read()
+    metrics.PAYLOAD_BYTES.observe(len(data))
+    try:
+        return await classifier.classify(data, top_k, attention)
+    except AudioError as e:
+        raise HTTPException(e.status, str(e)) from e
+
+
+@ops_router.get("/health", response_model=Health, summary="Liveness")
+async def health(request: Request) -> Health:
+    classifier: Classifier | None = getattr(request.app.state, "classifier", None)
+    return Health(status="ok", model=classifier.info if classifier else None)
+
+
+@ops_router.get(
+    "/ready", response_model=Health, responses={503: {"model": Health}}, summary="Readiness: model loaded and warm"
+)
+async def ready(request: Request, response: Response) -> Health:
+    classifier: Classifier | None = getattr(request.app.state, "classifier", None)
+    if classifier is None or not request.app.state.ready:
+        response.status_code = 503
+        return Health(status="loading", model=classifier.info if classifier else None)
+    return Health(status="ready", model=classifier.info)
+
+
+@ops_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@ops_router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC / "index.html")

@@ -1,0 +1,79 @@
+"""The classification pipeline behind POST /classify: decode, front end, batched inference."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from app import metrics
+from app.config import Settings
+from app.decode import DecodedAudio, decode
+from app.inference import BatchingEngine
+from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
+from model.features import FIRST_FRAME_CENTER_SECONDS, FRAME_HOP_SECONDS
+from model.labels import GENRES
+from model.runtime import GenreModel, aggregate, window_inputs
+
+
+def ranked(probabilities: np.ndarray, top_k: int) -> list[GenreScore]:
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    return [GenreScore(genre=GENRES[i], probability=float(probabilities[i])) for i in order]
+
+
+class Classifier:
+    """Owns the model, the front-end threads and the batching engine for the app's lifetime."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model = GenreModel(
+            settings.model_path, settings.providers, settings.intra_op_threads, settings.inter_op_threads
+        )
+        self.info = ModelInfo(name=self.model.card.name, version=self.model.card.version, provider=self.model.provider)
+        self.engine = BatchingEngine(self.model, settings.max_batch_windows, settings.batch_wait_ms)
+        self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
+
+    async def start(self) -> None:
+        """Start batching and run a warm-up inference (ready only after this)."""
+        self.engine.start()
+        silence = np.zeros(int(self.settings.min_duration_s * 22050) + 2048, dtype=np.float32)
+        _, inputs = window_inputs(silence, self.settings.window_hop_s)
+        await self.engine.predict(inputs)
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        self._frontend.shutdown(wait=True)
+
+    def _prepare(self, data: bytes) -> tuple[DecodedAudio, list[int], np.ndarray]:
+        audio = decode(data, self.settings.min_duration_s, self.settings.max_duration_s)
+        starts, inputs = window_inputs(audio.waveform, self.settings.window_hop_s)
+        return audio, starts, inputs
+
+    async def classify(self, data: bytes, top_k: int, with_attention: bool) -> ClassifyResponse:
+        loop = asyncio.get_running_loop()
+        audio, starts, inputs = await loop.run_in_executor(self._frontend, self._prepare, data)
+        analysis = aggregate(starts, *await self.engine.predict(inputs))
+        metrics.AUDIO_SECONDS.inc(audio.duration_s)
+        overall = ranked(analysis.probabilities, top_k)
+        segments = [
+            Segment(
+                start_s=round(w.start_s, 4),
+                end_s=round(min(w.end_s, audio.duration_s), 4),
+                top_genre=GENRES[int(w.probabilities.argmax())],
+                genres=ranked(w.probabilities, top_k),
+                frame_hop_s=FRAME_HOP_SECONDS,
+                first_frame_s=round(w.start_s + FIRST_FRAME_CENTER_SECONDS, 6),
+                attention=w.attention.tolist() if with_attention else None,
+            )
+            for w in analysis.windows
+        ]
+        return ClassifyResponse(
+            top_genre=GENRES[int(analysis.probabilities.argmax())],
+            genres=overall,
+            duration_s=round(audio.duration_s, 4),
+            sample_rate=audio.sample_rate,
+            channels=audio.channels,
+            model=self.info,
+            segments=segments,
+        )

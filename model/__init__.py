@@ -1,0 +1,1 @@
+"""The contract between offline training and online serving: front end, labels, model card."""

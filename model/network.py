@@ -1,0 +1,77 @@
+"""The genre network (torch; imported by training and export only, never by the service).
+
+A bidirectional GRU learns features from the spectrogram frames. In parallel, an attention
+branch reads the same frames and outputs a softmax distribution over them. The GRU outputs
+are averaged with those weights, and the fused vector is classified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from model.features import N_FEATURES
+from model.labels import N_GENRES
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    n_features: int = N_FEATURES
+    n_classes: int = N_GENRES
+    frame_dim: int = 128  # per-frame embedding fed to the GRU
+    hidden: int = 96  # GRU units per direction
+    attention_dim: int = 64
+    context_frames: int = 5  # temporal receptive field of the attention branch
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict[str, int | float]:
+        return asdict(self)
+
+
+class GenreNet(nn.Module):
+    """x: shape = (batch, frames, n_features) -> (logits (batch, classes), attention (batch, frames))."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frame_encoder = nn.Sequential(
+            nn.Linear(config.n_features, config.frame_dim),
+            nn.LayerNorm(config.frame_dim),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+        )
+        self.rnn = nn.GRU(config.frame_dim, config.hidden, batch_first=True, bidirectional=True)
+        # The attention branch reads the spectrogram itself, not the GRU states (the method's
+        # parallel design): a small temporal conv scores each frame from its neighbourhood.
+        self.attention = nn.Sequential(
+            nn.Conv1d(
+                config.n_features,
+                config.attention_dim,
+                config.context_frames,
+                padding=config.context_frames // 2,
+            ),
+            nn.Tanh(),
+            nn.Conv1d(config.attention_dim, 1, 1),
+        )
+        self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.hidden, config.n_classes))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states, _ = self.rnn(self.frame_encoder(x))  # (batch, frames, 2 * hidden)
+        scores = self.attention(x.transpose(1, 2)).squeeze(1)  # (batch, frames)
+        weights = torch.softmax(scores, dim=1)
+        fused = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (batch, 2 * hidden)
+        return self.classifier(fused), weights
+
+
+class ExportWrapper(nn.Module):
+    """What ships in ONNX: class probabilities instead of logits."""
+
+    def __init__(self, net: GenreNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, weights = self.net(x)
+        return torch.softmax(logits, dim=1), weights

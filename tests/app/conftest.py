@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+
+def make_client(**overrides: object) -> TestClient:
+    settings = Settings(providers="cpu", intra_op_threads=1, **overrides)  # type: ignore[arg-type]
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with make_client(max_upload_bytes=20 * 1024 * 1024, max_duration_s=600) as c:
+        yield c

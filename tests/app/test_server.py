@@ -1,0 +1,141 @@
+"""The real thing: a uvicorn process on 127.0.0.1, called over HTTP."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.decode import decode
+from model.features import load_audio, to_mono
+from model.labels import GENRES
+from model.runtime import GenreModel
+from tests.audio import encode, encoded, music_like
+from tests.conftest import ROOT
+from training.data import audio_path, read_labels
+from training.evaluate import audio_prediction
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GENRE_PROVIDERS": "cpu",
+        "GENRE_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
+        "GENRE_PORT": str(port),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "app.main"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server exited"
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not become ready")
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_classify_over_http(server: tuple[str, subprocess.Popen[bytes]]) -> None:
+    url, _ = server
+    response = httpx.post(f"{url}/classify", files={"file": ("a.ogg", encoded("ogg", 5.0, channels=2))}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["top_genre"] in GENRES and body["channels"] == 2
+    assert httpx.get(f"{url}/health").json()["model"]["provider"] == "CPUExecutionProvider"
+
+
+def test_huge_upload_is_refused_while_streaming(server: tuple[str, subprocess.Popen[bytes]]) -> None:
+    """A 1 GiB chunked upload (no Content-Length) gets 413 after the limit, not after 1 GiB."""
+    url, process = server
+    before = rss_kib(process.pid)
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        boundary_start = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+        yield boundary_start
+        chunk = b"\0" * (1 << 20)
+        for _ in range(1024):
+            sent += len(chunk)
+            yield chunk
+        yield b"\r\n--b--\r\n"
+
+    try:
+        response = httpx.post(
+            f"{url}/classify", content=body(), headers={"content-type": "multipart/form-data; boundary=b"}, timeout=60
+        )
+        assert response.status_code == 413
+    except httpx.TransportError:
+        pass  # the server may close the connection on the rest of the body: also a refusal
+    assert sent < 256 * (1 << 20), f"{sent} bytes were sent before the refusal"
+    assert rss_kib(process.pid) - before < 100 * 1024
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_declared_content_length_over_the_limit_is_413(server: tuple[str, subprocess.Popen[bytes]]) -> None:
+    url, _ = server
+    data = encode(music_like(200.0, 22050), 22050)  # 8.8 MB > 8 MiB
+    response = httpx.post(f"{url}/classify", files={"file": ("big.wav", data)}, timeout=60)
+    assert response.status_code == 413
+    assert "bytes" in response.json()["detail"]
+
+
+def test_shared_clips_over_http_match_the_evaluation_cli(
+    server: tuple[str, subprocess.Popen[bytes]], gtzan: Path
+) -> None:
+    url, _ = server
+    model = GenreModel(providers="cpu")
+    compared = 0
+    with httpx.Client(timeout=60) as http:
+        for row in read_labels(gtzan):
+            path = audio_path(gtzan, row["genre"], row["clip_id"])
+            if path is None:
+                continue
+            response = http.post(f"{url}/classify", files={"file": (path.name, path.read_bytes())})
+            assert response.status_code == 200, response.text
+            assert response.json()["top_genre"] == GENRES[audio_prediction(model, path)], row["clip_id"]
+            compared += 1
+    assert compared == 89
+
+
+def test_file_route_equals_array_route() -> None:
+    """What the service computes from bytes equals the front end applied to the decoded array."""
+    x = music_like(40.0, 48000, channels=2)
+    data = encode(x, 48000, "WAV", "FLOAT")
+    model = GenreModel(providers="cpu")
+    samples, rate = load_audio(io.BytesIO(data))
+    decoded = decode(data, 1.0, 600.0)
+    assert (decoded.waveform == to_mono(samples, rate)).all()
+    a, b = model.analyse(decoded.waveform), model.analyse(to_mono(x, 48000))
+    assert abs(a.probabilities - b.probabilities).max() < 1e-5

@@ -1,0 +1,48 @@
+"""Generated audio for tests: tones, noise and encoded files in memory."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile as sf
+
+FORMATS = {  # name -> (libsndfile format, subtype, sample rate it supports)
+    "wav": ("WAV", "PCM_16", 44100),
+    "wav_float": ("WAV", "FLOAT", 44100),
+    "flac": ("FLAC", "PCM_16", 44100),
+    "ogg": ("OGG", "VORBIS", 44100),
+    "opus": ("OGG", "OPUS", 48000),
+    "mp3": ("MP3", "MPEG_LAYER_III", 44100),
+    "aiff": ("AIFF", "PCM_16", 44100),
+}
+
+
+def tone(freq_hz: float, seconds: float, sample_rate: int, channels: int = 1, amplitude: float = 0.3) -> np.ndarray:
+    """A sine, shape = (n,) or (n, channels) when channels > 1."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    x = (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    return np.repeat(x[:, None], channels, axis=1) if channels > 1 else x
+
+
+def music_like(seconds: float, sample_rate: int, seed: int = 0, channels: int = 1) -> np.ndarray:
+    """Noise bursts on a beat over a chord: something with spectral and temporal structure."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    chord = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    beat = (np.mod(t, 0.5) < 0.05) * rng.standard_normal(n) * 0.3
+    x = (chord + beat).astype(np.float32)
+    return np.repeat(x[:, None], channels, axis=1) if channels > 1 else x
+
+
+def encode(samples: np.ndarray, sample_rate: int, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def encoded(name: str, seconds: float = 2.0, channels: int = 1) -> bytes:
+    """A clip in one of FORMATS at that format's sample rate."""
+    fmt, subtype, rate = FORMATS[name]
+    return encode(music_like(seconds, rate, channels=channels), rate, fmt, subtype)

@@ -1,0 +1,1 @@
+"""Offline training, evaluation and export (needs the `train` extra: torch)."""

@@ -1,0 +1,73 @@
+"""Evaluate the shipped ONNX model on a GTZAN-layout folder.
+
+    python -m training.evaluate --data DIR [--model PATH]
+
+DIR holds `spectrograms.npz`, `labels.csv` and optionally `audio/<genre>/<clip_id>.<ext>`.
+Every row of labels.csv is scored through the array route; clips with audio also through
+the audio route, which is the service's own pipeline (decode, resample, windows, ONNX).
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from model.features import load_audio, model_input, to_mono
+from model.runtime import DEFAULT_MODEL_PATH, GenreModel
+from training.data import audio_path, load_arrays, read_labels
+from training.metrics import summary
+
+BATCH = 32
+
+
+def array_predictions(model: GenreModel, grids: list[np.ndarray]) -> np.ndarray:
+    top = [
+        model.predict(np.stack([model_input(g) for g in grids[i : i + BATCH]]))[0].argmax(1)
+        for i in range(0, len(grids), BATCH)
+    ]
+    return np.concatenate(top) if top else np.zeros(0, dtype=np.int64)
+
+
+def audio_prediction(model: GenreModel, path: Path) -> int:
+    samples, sample_rate = load_audio(str(path))
+    return int(model.analyse(to_mono(samples, sample_rate)).probabilities.argmax())
+
+
+def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH) -> dict[str, object]:
+    model = GenreModel(model_path, providers="cpu")
+    clips = load_arrays(data)
+    labels = np.array(clips.labels)
+    array_top = array_predictions(model, clips.grids)
+    result = summary(labels, array_top)
+
+    genres = {row["clip_id"]: row["genre"] for row in read_labels(data)}
+    audio_rows, audio_top = [], []
+    for i, clip_id in enumerate(clips.ids):
+        path = audio_path(data, genres[clip_id], clip_id)
+        if path is not None:
+            audio_rows.append(i)
+            audio_top.append(audio_prediction(model, path))
+    has_audio = bool(audio_rows)
+    result.update(
+        audio_n=len(audio_rows),
+        audio_accuracy=float((labels[audio_rows] == audio_top).mean()) if has_audio else None,
+        audio_agreement=float((array_top[audio_rows] == audio_top).mean()) if has_audio else None,
+        model=f"{model.card.name} {model.card.version}",
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    args = parser.parse_args(argv)
+    print(json.dumps(evaluate(args.data, args.model)))
+
+
+if __name__ == "__main__":
+    main()

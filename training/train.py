@@ -1,0 +1,207 @@
+"""Train the BiGRU + attention genre model on the GTZAN arrays.
+
+    python -m training.train --data ../shared/data/gtzan --out runs/main
+
+Early-stops on `valid` accuracy, keeps the best checkpoint (with its config) and writes a
+report (valid metrics against two baselines, confusion matrix) next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.features import CLIP_FRAMES, model_input
+from model.network import GenreNet, NetworkConfig
+from training.augment import AugmentConfig, augment
+from training.data import Split, data_hash, load_arrays, load_audio_clips, load_genre_folder
+
+
+@dataclass
+class TrainConfig:
+    data: Path = Path("../shared/data/gtzan")
+    out: Path = Path("runs/main")
+    audio_folder: Path | None = None  # optional extra GTZAN-style `<genre>/*.wav` folder
+    use_shared_audio: bool = True  # add the train split's real audio clips (audio route)
+    seed: int = 0
+    epochs: int = 120
+    patience: int = 30
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.1
+    mixup: float = 0.2  # Beta(a, a) mixing of pairs of clips; 0 = off
+    max_train_clips: int = 0  # 0 = all; small values make quick CI runs
+    threads: int = 2
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, object]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def batches(x: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Stack equal-length model inputs into batches, shape = (batch, frames, bands)."""
+    return [np.stack(x[i : i + size]) for i in range(0, len(x), size)]
+
+
+@torch.no_grad()
+def predict(net: GenreNet, inputs: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of full clips, shape = (clips, classes). Clips of equal length."""
+    net.eval()
+    probs = [torch.softmax(net(torch.from_numpy(b))[0], dim=1).numpy() for b in batches(inputs, batch_size)]
+    return np.concatenate(probs) if probs else np.zeros((0, net.config.n_classes), np.float32)
+
+
+def evaluate(net: GenreNet, split: Split) -> tuple[float, np.ndarray]:
+    """(accuracy, probabilities) on the full clips of a split."""
+    probs = predict(net, [model_input(g) for g in split.grids])
+    return float((probs.argmax(1) == np.array(split.labels)).mean()), probs
+
+
+def agreement(net: GenreNet, arrays: Split, audio: Split) -> float | None:
+    """Share of clips whose top genre is the same from the array and the audio route."""
+    if not len(audio):
+        return None
+    index = {clip_id: i for i, clip_id in enumerate(arrays.ids)}
+    both = [index[c] for c in audio.ids]
+    array_top = predict(net, [model_input(arrays.grids[i]) for i in both]).argmax(1)
+    audio_top = predict(net, [model_input(g) for g in audio.grids]).argmax(1)
+    return float((array_top == audio_top).mean())
+
+
+def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
+    train = load_arrays(cfg.data, "train")
+    if cfg.max_train_clips:
+        keep = sorted(rng.choice(len(train), min(cfg.max_train_clips, len(train)), replace=False))
+        train = Split([train.ids[i] for i in keep], [train.grids[i] for i in keep], [train.labels[i] for i in keep])
+    extras = [load_audio_clips(cfg.data, "train")] if cfg.use_shared_audio else []
+    if cfg.audio_folder is not None:
+        extras.append(load_genre_folder(cfg.audio_folder))
+    for extra in extras:
+        for clip_id, grid, label in zip(extra.ids, extra.grids, extra.labels, strict=True):
+            train.add(clip_id, grid, label)
+    return train
+
+
+def train(cfg: TrainConfig) -> dict[str, object]:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+
+    train_set = training_set(cfg, rng)
+    valid = load_arrays(cfg.data, "valid")
+    valid_audio = load_audio_clips(cfg.data, "valid")
+    print(f"train {len(train_set)} clips, valid {len(valid)} (+{len(valid_audio)} as audio)")
+
+    net = GenreNet(cfg.network)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(train_set) // cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    labels = np.array(train_set.labels)
+    best: dict[str, object] = {"valid_accuracy": -1.0}
+    since_best = 0
+    start = time.time()
+
+    for epoch in (bar := tqdm(range(cfg.epochs), desc="train")):
+        net.train()
+        order = rng.permutation(len(train_set))
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            length = int(rng.integers(cfg.augment.min_crop_frames, CLIP_FRAMES + 1))
+            x = np.stack([augment(train_set.grids[j], length, cfg.augment, rng) for j in idx])
+            y = torch.from_numpy(labels[idx])
+            if cfg.mixup > 0:
+                lam, perm = float(rng.beta(cfg.mixup, cfg.mixup)), rng.permutation(len(idx))
+                logits, _ = net(torch.from_numpy(lam * x + (1 - lam) * x[perm]))
+                loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
+            else:
+                logits, _ = net(torch.from_numpy(x))
+                loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            schedule.step()
+
+        accuracy, _ = evaluate(net, valid)
+        bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}", best=f"{best['valid_accuracy']:.3f}")
+        if accuracy > float(best["valid_accuracy"]):  # type: ignore[arg-type]
+            best = {"valid_accuracy": accuracy, "epoch": epoch}
+            since_best = 0
+            torch.save(
+                {"model": net.state_dict(), "network": cfg.network.to_dict(), "config": cfg.to_dict(), "epoch": epoch},
+                cfg.out / "checkpoint.pt",
+            )
+        else:
+            since_best += 1
+            if since_best >= cfg.patience:
+                print(f"early stop at epoch {epoch}: no better valid accuracy for {cfg.patience} epochs")
+                break
+
+    net.load_state_dict(torch.load(cfg.out / "checkpoint.pt")["model"])
+    from training.report import write_report  # matplotlib is slow to import; only needed here
+
+    report = write_report(net, cfg.data, valid, valid_audio, cfg.out)
+    report.update(
+        train_clips=len(train_set),
+        best_epoch=best["epoch"],
+        train_seconds=round(time.time() - start, 1),
+        data_sha256=data_hash(cfg.data),
+        config=cfg.to_dict(),
+    )
+    (cfg.out / "report.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: report[k] for k in ("valid_accuracy", "audio_agreement", "baselines")}))
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Every field of TrainConfig (and its nested configs, dotted) is a flag."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = TrainConfig()
+
+    def add(prefix: str, obj: object) -> None:
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                add(f"{prefix}{f.name}.", value)
+            elif isinstance(value, bool):
+                parser.add_argument(
+                    f"--{prefix}{f.name}".replace("_", "-"),
+                    dest=prefix + f.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=value,
+                )
+            else:
+                kind = Path if f.name in ("data", "out", "audio_folder") else type(value)
+                parser.add_argument(
+                    f"--{prefix}{f.name}".replace("_", "-"), dest=prefix + f.name, type=kind, default=value
+                )
+
+    add("", defaults)
+    args = vars(parser.parse_args(argv))
+    nested = {
+        name: type(getattr(defaults, name))(
+            **{k.split(".", 1)[1]: v for k, v in args.items() if k.startswith(name + ".")}
+        )
+        for name in ("network", "augment")
+    }
+    flat = {k: v for k, v in args.items() if "." not in k}
+    return TrainConfig(**flat, **nested)
+
+
+if __name__ == "__main__":
+    train(parse_args())
