@@ -18,6 +18,7 @@ from starlette.routing import Match
 
 from app import logs, metrics
 from app.config import Settings, get_settings
+from app.limits import UploadLimitMiddleware
 from app.routes import STATIC, classify_router, ops_router
 from app.service import Classifier
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ready = False
-    app.include_router(classify_router, max_body_size=settings.max_upload_bytes)
+    app.include_router(classify_router)
     app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -87,12 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             logs.request_id.reset(token)
 
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=("/classify",))
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail
-        if exc.status_code == 413 and detail == "Content Too Large":
-            detail = f"the upload is larger than the limit of {settings.max_upload_bytes} bytes"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

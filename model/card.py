@@ -30,7 +30,7 @@ class ModelCard(BaseModel):
     onnx_sha256: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     baselines: dict[str, Any] = Field(default_factory=dict)
-    training: dict[str, Any] = Field(default_factory=dict)
+    training: list[dict[str, Any]] = Field(default_factory=list)
 
     def check_compatible(self) -> None:
         if self.feature_settings != feature_settings():

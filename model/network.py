@@ -66,12 +66,18 @@ class GenreNet(nn.Module):
 
 
 class ExportWrapper(nn.Module):
-    """What ships in ONNX: class probabilities instead of logits."""
+    """What ships in ONNX: one network or a seed ensemble, giving class probabilities.
 
-    def __init__(self, net: GenreNet) -> None:
+    An ensemble averages its members' probabilities and attention weights; the mean of
+    distributions over frames is itself one, so the output contract is the same.
+    """
+
+    def __init__(self, *members: GenreNet) -> None:
         super().__init__()
-        self.net = net
+        self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, weights = self.net(x)
-        return torch.softmax(logits, dim=1), weights
+        outputs = [member(x) for member in self.members]
+        probabilities = torch.stack([torch.softmax(logits, dim=1) for logits, _ in outputs]).mean(0)
+        attention = torch.stack([weights for _, weights in outputs]).mean(0)
+        return probabilities, attention

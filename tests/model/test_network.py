@@ -18,6 +18,16 @@ def test_outputs_are_distributions_of_the_right_shape(batch: int, frames: int) -
     assert (attention >= 0).all()
 
 
+def test_an_ensemble_averages_its_members() -> None:
+    torch.manual_seed(0)
+    a, b = GenreNet(NetworkConfig()).eval(), GenreNet(NetworkConfig()).eval()
+    x = torch.randn(2, 40, N_FEATURES)
+    (pa, wa), (pb, wb), (p, w) = ExportWrapper(a)(x), ExportWrapper(b)(x), ExportWrapper(a, b)(x)
+    torch.testing.assert_close(p, (pa + pb) / 2)
+    torch.testing.assert_close(w, (wa + wb) / 2)
+    torch.testing.assert_close(w.sum(1), torch.ones(2))
+
+
 def test_attention_reads_the_spectrogram_not_the_rnn() -> None:
     """The parallel design: changing the GRU's weights leaves the attention weights alone."""
     torch.manual_seed(0)

@@ -59,7 +59,7 @@ def test_a_model_file_that_does_not_match_its_card_is_refused(tmp_path: Path) ->
         GenreModel(path, providers="cpu")
 
 
-@pytest.mark.parametrize(("seconds", "n_windows"), [(1.0, 1), (30.0, 1), (75.0, 4)])
+@pytest.mark.parametrize(("seconds", "n_windows"), [(1.0, 1), (30.0, 1), (60.0, 3), (75.0, 5)])
 def test_analyse_windows_and_aggregates(seconds: float, n_windows: int) -> None:
     model = GenreModel(providers="cpu")
     analysis = model.analyse(music_like(seconds, SAMPLE_RATE), hop_seconds=15.0)

@@ -1,0 +1,68 @@
+"""Upload size limit, enforced while the body streams in (never after reading it all)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class UploadTooLarge(Exception):
+    """Raised into the app's body reading once the limit is passed; it stops the parser."""
+
+
+class UploadLimitMiddleware:
+    """Refuses request bodies over `max_bytes` on `paths` with a JSON 413.
+
+    A declared Content-Length over the limit is refused before any of the body is read; a
+    chunked body is counted as it arrives and refused the moment it passes the limit. Inner
+    layers may turn the raised error into a response of their own (FastAPI makes it a 400),
+    so once the limit is passed this middleware answers the 413 itself and drops theirs.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.paths = paths
+
+    async def refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": f"the upload is larger than the limit of {self.max_bytes} bytes"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self.refuse(send)
+            return
+        received, exceeded, refused = 0, False, False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise UploadTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal refused
+            if not exceeded:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self.refuse(send)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not refused:
+            await self.refuse(send)

@@ -1,0 +1,89 @@
+"""Train a small model from scratch on the shared data, export it and evaluate it by the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.network import NetworkConfig
+from tests.conftest import ROOT
+from training.augment import AugmentConfig
+from training.export import main as export_main
+from training.train import TrainConfig, parse_args, train
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Path, dict[str, object]]:
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(data=gtzan, out=out, epochs=12, patience=12, network=NetworkConfig(hidden=48), seed=0)
+    return out, train(cfg)
+
+
+def test_small_model_beats_the_majority_baseline_clearly(small_run: tuple[Path, dict[str, object]]) -> None:
+    out, report = small_run
+    majority = report["baselines"]["majority"]["accuracy"]  # type: ignore[index]
+    assert report["valid_accuracy"] >= majority + 0.2
+    assert (out / "checkpoint.pt").is_file() and (out / "confusion.png").stat().st_size > 10_000
+    saved = json.loads((out / "report.json").read_text())
+    assert set(saved["valid"]["per_genre"]) == set(saved["baselines"]["logistic_band_stats"]["per_genre"])
+    assert saved["config"]["network"]["hidden"] == 48
+
+
+def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None:
+    """A GTZAN-layout folder holding only some clips (as the held-out test folder would)."""
+    dst.mkdir()
+    rows = [r for r in csv.DictReader(open(src / "labels.csv")) if r["clip_id"] in ids]
+    with open(dst / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["clip_id", "genre", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    with np.load(src / "spectrograms.npz") as npz:
+        keep = [i for i, c in enumerate(npz["ids"]) if c in ids]
+        np.savez_compressed(dst / "spectrograms.npz", ids=npz["ids"][keep], spectrograms=npz["spectrograms"][keep])
+    if with_audio:
+        for r in rows:
+            for path in (src / "audio" / r["genre"]).glob(f"{r['clip_id']}.*"):
+                (dst / "audio" / r["genre"]).mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dst / "audio" / r["genre"] / path.name)
+
+
+def test_export_and_evaluation_cli(small_run: tuple[Path, dict[str, object]], gtzan: Path, tmp_path: Path) -> None:
+    out, _ = small_run
+    onnx = tmp_path / "small.onnx"
+    export_main(["--run", str(out), "--out", str(onnx), "--data", str(gtzan)])
+    card = json.loads(onnx.with_suffix(".json").read_text())
+    assert card["metrics"]["valid"]["n"] == 197 and card["data_sha256"]
+
+    ids = ["blues.00000", "classical.00001", "metal.00003", "rock.00005", "jazz.00010", "pop.00010"]
+    audio_ids = [i for i in ids if any((gtzan / "audio").glob(f"*/{i}.*"))]
+    assert audio_ids, "the subset should include clips that have audio"
+    for with_audio in (True, False):
+        folder = tmp_path / f"subset_{with_audio}"
+        write_subset(gtzan, folder, ids, with_audio)
+        result = subprocess.run(
+            [sys.executable, "-m", "training.evaluate", "--data", str(folder), "--model", str(onnx)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        metrics = json.loads(result.stdout.strip().splitlines()[-1])
+        assert metrics["n"] == len(ids) and 0 <= metrics["accuracy"] <= 1
+        assert set(metrics["per_genre"]) >= {"blues", "rock"}
+        if with_audio:
+            assert metrics["audio_n"] == len(audio_ids) and 0 <= metrics["audio_agreement"] <= 1
+        else:
+            assert (metrics["audio_n"], metrics["audio_agreement"], metrics["audio_accuracy"]) == (0, None, None)
+
+
+def test_every_config_field_is_a_flag() -> None:
+    cfg = parse_args(["--epochs", "3", "--network.hidden", "32", "--augment.blur-prob", "0", "--no-use-shared-audio"])
+    assert (cfg.epochs, cfg.network.hidden, cfg.augment.blur_prob, cfg.use_shared_audio) == (3, 32, 0.0, False)
+    assert cfg.augment == AugmentConfig(blur_prob=0.0)
