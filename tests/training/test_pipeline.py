@@ -15,6 +15,7 @@ import pytest
 from model.network import NetworkConfig
 from tests.conftest import ROOT
 from training.augment import AugmentConfig
+from training.data import read_labels
 from training.export import main as export_main
 from training.train import TrainConfig, parse_args, train
 
@@ -39,7 +40,7 @@ def test_small_model_beats_the_majority_baseline_clearly(small_run: tuple[Path, 
 def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None:
     """A GTZAN-layout folder holding only some clips (as the held-out test folder would)."""
     dst.mkdir()
-    rows = [r for r in csv.DictReader(open(src / "labels.csv")) if r["clip_id"] in ids]
+    rows = [r for r in read_labels(src) if r["clip_id"] in ids]
     with open(dst / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["clip_id", "genre", "split"])
         writer.writeheader()
