@@ -7,7 +7,7 @@ DEV_VENV := .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint typecheck pytest train export evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser train export evaluate bench docker-smoke clean
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
@@ -24,6 +24,12 @@ serve: $(SERVE_VENV)/.installed
 
 test: lint typecheck pytest
 
+# The web page's test drives Debian's Chromium (no browser download); install it if missing.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "install Debian's chromium (apt-get install chromium) for the web page test"; exit 1; }
+
 lint: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/ruff check .
 	$(DEV_VENV)/bin/ruff format --check .
@@ -31,17 +37,28 @@ lint: $(DEV_VENV)/.installed
 typecheck: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/mypy
 
-pytest: $(DEV_VENV)/.installed
+pytest: $(DEV_VENV)/.installed browser
 	$(DEV_VENV)/bin/python -m pytest
 
+# The shipped model: a seed ensemble of SEEDS training runs, exported as one ONNX file.
+SEEDS ?= 0 1 2 3
 train: $(DEV_VENV)/.installed
-	$(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --out runs/main
+	for seed in $(SEEDS); do \
+		$(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --seed $$seed --out runs/seed$$seed || exit 1; \
+	done
 
 export: $(DEV_VENV)/.installed
-	$(DEV_VENV)/bin/python -m training.export --run runs/main --out model/genre_birnn.onnx
+	$(DEV_VENV)/bin/python -m training.export $(foreach seed,$(SEEDS),--run runs/seed$(seed)) --out model/genre_birnn.onnx
 
 evaluate: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.evaluate --data ../shared/data/gtzan
+
+bench: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python -m bench.pipeline
+	$(DEV_VENV)/bin/python -m bench.load --clients 32 --seconds 60
+
+docker-smoke:
+	bash docker/smoke-test.sh
 
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -12,14 +12,13 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app import logs, metrics
 from app.config import Settings, get_settings
 from app.limits import UploadLimitMiddleware
-from app.routes import STATIC, classify_router, ops_router
+from app.routes import classify_router, ops_router
 from app.service import Classifier
 
 log = logging.getLogger("app")
@@ -61,7 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.include_router(classify_router)
     app.include_router(ops_router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -3,68 +3,21 @@
 from __future__ import annotations
 
 import io
-import os
 import select
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from app.decode import decode
 from model.features import load_audio, to_mono
 from model.labels import GENRES
 from model.runtime import GenreModel
+from tests.app.conftest import rss_kib
 from tests.audio import encode, encoded, music_like
-from tests.conftest import ROOT
 from training.data import audio_path, read_labels
 from training.evaluate import audio_prediction
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GENRE_PROVIDERS": "cpu",
-        "GENRE_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
-        "GENRE_PORT": str(port),
-    }
-    process = subprocess.Popen([sys.executable, "-m", "app.main"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited"
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the server did not become ready")
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_classify_over_http(server: tuple[str, subprocess.Popen[bytes]]) -> None:

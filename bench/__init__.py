@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.pipeline` and `python -m bench.load` (results in bench/results/)."""

@@ -1,0 +1,45 @@
+"""Shared helpers of the benchmarks: test clips, timing, writing results."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def wav_clip(seconds: float, seed: int = 0, rate: int = 44100, channels: int = 2) -> bytes:
+    """A CD-format WAV of music-like noise: a chord, a beat and a noise floor."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(0.1 * np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 600, 3))
+    x = x + (np.mod(t, 0.5) < 0.05) * rng.standard_normal(t.size) * 0.3 + 0.01 * rng.standard_normal(t.size)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.repeat(x[:, None], channels, axis=1).astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) per call, best of `repeat` after a warm-up."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def write(name: str, result: dict[str, object], table: str, folder: Path = RESULTS) -> None:
+    """`name`.json and `name`.md (a Markdown table) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(table)
+    print(table)

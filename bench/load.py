@@ -1,0 +1,145 @@
+"""Load test: a real server, concurrent clients on 127.0.0.1, bounded in time.
+
+    python -m bench.load [--clients 32] [--seconds 60]
+
+Starts `python -m app.main` on a free port, drives it from this process with concurrent
+clients posting 30 s WAV clips, probes /health all along, samples the server's RSS, and
+reports throughput, latency percentiles, errors, /health latency and whether memory stayed flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.common import RESULTS, wav_clip, write
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "GENRE_PORT": str(port), "GENRE_PROVIDERS": "cpu", "GENRE_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "app.main"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+async def run_load(url: str, pid: int, clients: int, seconds: float) -> dict[str, object]:
+    clips = [wav_clip(30.0, seed, rate=22050, channels=1) for seed in range(8)]
+    latencies: list[float] = []
+    health: list[float] = []
+    rss: list[float] = []
+    errors: dict[str, int] = {}
+    stop = time.monotonic() + seconds
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        n = i
+        while time.monotonic() < stop:
+            start = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/classify", files={"file": ("c.wav", clips[n % len(clips)])})
+                if response.status_code == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+            except httpx.HTTPError as e:
+                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+            n += clients
+
+    async def monitor(http: httpx.AsyncClient) -> None:
+        while time.monotonic() < stop:
+            start = time.perf_counter()
+            try:
+                ok = (await http.get(f"{url}/health", timeout=5)).status_code == 200
+                health.append(time.perf_counter() - start if ok else float("inf"))
+            except httpx.HTTPError:
+                health.append(float("inf"))
+            rss.append(rss_mib(pid))
+            await asyncio.sleep(0.25)
+
+    limits = httpx.Limits(max_connections=clients + 2)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(monitor(http), *(client(i, http) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    lat = np.array(latencies) * 1000
+    quarter = max(1, len(rss) // 4)
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies),
+        "throughput_rps": round(len(latencies) / elapsed, 2),
+        "audio_s_per_s": round(30 * len(latencies) / elapsed, 1),
+        "latency_ms": {p: round(float(np.percentile(lat, q)), 1) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))}
+        if len(lat)
+        else {},
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "health_ms": {"p50": round(1000 * float(np.median(health)), 1), "max": round(1000 * max(health), 1)},
+        "health_probes": len(health),
+        "rss_mib": {
+            "first_quarter_peak": round(max(rss[:quarter]), 1),
+            "last_quarter_peak": round(max(rss[-quarter:]), 1),
+            "peak": round(max(rss), 1),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--name", default="load")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and Markdown results")
+    args = parser.parse_args(argv)
+    port = free_port()
+    server = start_server(port)
+    try:
+        result = asyncio.run(run_load(f"http://127.0.0.1:{port}", server.pid, args.clients, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lat, rss = result["latency_ms"], result["rss_mib"]
+    table = (
+        "| clients | requests | req/s | audio s/s | p50 ms | p95 ms | p99 ms | errors | /health p50/max ms "
+        "| RSS MiB first/last quarter |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        f"| {result['clients']} | {result['requests']} | {result['throughput_rps']} | {result['audio_s_per_s']} "
+        f"| {lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} | {result['errors']} "  # type: ignore[union-attr]
+        f"| {result['health_ms']['p50']}/{result['health_ms']['max']} "  # type: ignore[index]
+        f"| {rss['first_quarter_peak']}/{rss['last_quarter_peak']} |\n"  # type: ignore[index]
+    )
+    write(args.name, result, table, args.out)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, headless."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from model.labels import GENRES
+from tests.audio import encode, music_like
+from tests.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page(server: tuple[str, subprocess.Popen[bytes]]):  # type: ignore[no-untyped-def]
+    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed: apt-get install chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server[0] + "/")
+        yield page
+        browser.close()
+
+
+def painted_pixels(page: Page) -> int:
+    return int(
+        page.evaluate(
+            """() => {
+              const c = document.getElementById('timeline');
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              let n = 0;
+              for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+              return n;
+            }"""
+        )
+    )
+
+
+def test_upload_shows_chart_and_timeline(page: Page, tmp_path: Path) -> None:
+    clip = tmp_path / "song.wav"
+    clip.write_bytes(encode(music_like(45.0, 44100, channels=2), 44100))
+    page.set_input_files("#file", str(clip))
+    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    expect(page.locator("#chart .bar")).to_have_count(len(GENRES))
+    expect(page.locator("#top-genre")).to_have_text(page.locator("#chart span").first.inner_text())
+    expect(page.locator("#timeline-card")).to_be_visible()
+    assert painted_pixels(page) > 10_000
+    assert "2 window(s)" in page.locator("#meta").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+    assert (ARTIFACTS / "web-page.png").stat().st_size > 10_000
+
+
+def test_errors_are_shown_clearly(page: Page, tmp_path: Path) -> None:
+    bad = tmp_path / "not-audio.mp3"
+    bad.write_bytes(b"this is not audio at all" * 100)
+    page.set_input_files("#file", str(bad))
+    expect(page.locator("#status")).to_contain_text("Unsupported format", timeout=30_000)
+    expect(page.locator("#status")).to_have_class("error")
