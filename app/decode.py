@@ -43,6 +43,15 @@ class DecodedAudio:
     duration_s: float  # of the upload
 
 
+class _Upload(io.BytesIO):
+    """The upload as a file for libsndfile. Hostile headers can make it seek before the start,
+    which BytesIO refuses only for absolute seeks (relative ones clamp to 0); clamp those too,
+    rather than let the error escape into libsndfile's C callback."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return super().seek(max(offset, 0) if whence == io.SEEK_SET else offset, whence)
+
+
 class _BlockReader:
     """Iterates a SoundFile in blocks of shape = (frames, channels), counting frames read."""
 
@@ -60,7 +69,7 @@ def decode(data: bytes, min_duration_s: float, max_duration_s: float) -> Decoded
     if not data:
         raise AudioError("the uploaded file is empty")
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with sf.SoundFile(_Upload(data)) as f:
             sample_rate, channels = int(f.samplerate), int(f.channels)
             if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
                 raise UnsupportedAudio(

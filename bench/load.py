@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,35 +18,7 @@ import httpx
 import numpy as np
 
 from bench.common import RESULTS, wav_clip, write
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "GENRE_PORT": str(port), "GENRE_PROVIDERS": "cpu", "GENRE_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "app.main"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not become ready")
+from bench.server import rss_kib, running_server
 
 
 async def run_load(url: str, pid: int, clients: int, seconds: float) -> dict[str, object]:
@@ -83,7 +51,7 @@ async def run_load(url: str, pid: int, clients: int, seconds: float) -> dict[str
                 health.append(time.perf_counter() - start if ok else float("inf"))
             except httpx.HTTPError:
                 health.append(float("inf"))
-            rss.append(rss_mib(pid))
+            rss.append(rss_kib(pid) / 1024)
             await asyncio.sleep(0.25)
 
     limits = httpx.Limits(max_connections=clients + 2)
@@ -121,13 +89,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--name", default="load")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and Markdown results")
     args = parser.parse_args(argv)
-    port = free_port()
-    server = start_server(port)
-    try:
-        result = asyncio.run(run_load(f"http://127.0.0.1:{port}", server.pid, args.clients, args.seconds))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_server(log_level="warning") as (url, process):
+        result = asyncio.run(run_load(url, process.pid, args.clients, args.seconds))
     lat, rss = result["latency_ms"], result["rss_mib"]
     table = (
         "| clients | requests | req/s | audio s/s | p50 ms | p95 ms | p99 ms | errors | /health p50/max ms "

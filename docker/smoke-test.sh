@@ -28,6 +28,8 @@ cleanup() {
   docker compose down --volumes --remove-orphans >/dev/null 2>&1 || true
   kill "$dockerd_pid" 2>/dev/null || true
   wait "$dockerd_pid" 2>/dev/null || true
+  # dockerd leaves mounts (its network namespace) under its state folder: unmount, then delete.
+  awk -v s="$state/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount 2>/dev/null || true
   rm -rf "$state" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 
 from app.decode import decode
+from bench.server import rss_kib
 from model.features import load_audio, to_mono
 from model.labels import GENRES
 from model.runtime import GenreModel
-from tests.app.conftest import rss_kib
 from tests.audio import encode, encoded, music_like
 from training.data import audio_path, read_labels
 from training.evaluate import audio_prediction
