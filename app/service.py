@@ -12,7 +12,7 @@ from app.config import Settings
 from app.decode import DecodedAudio, decode
 from app.inference import BatchingEngine
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
-from model.features import FIRST_FRAME_CENTER_SECONDS, FRAME_HOP_SECONDS
+from model.features import FIRST_FRAME_CENTER_SECONDS, FRAME_HOP_SECONDS, N_FFT, SAMPLE_RATE
 from model.labels import GENRES
 from model.runtime import GenreModel, aggregate, window_inputs
 
@@ -37,7 +37,7 @@ class Classifier:
     async def start(self) -> None:
         """Start batching and run a warm-up inference (ready only after this)."""
         self.engine.start()
-        silence = np.zeros(int(self.settings.min_duration_s * 22050) + 2048, dtype=np.float32)
+        silence = np.zeros(int(self.settings.min_duration_s * SAMPLE_RATE) + N_FFT, dtype=np.float32)
         _, inputs = window_inputs(silence, self.settings.window_hop_s)
         await self.engine.predict(inputs)
 

@@ -10,23 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
+from scipy.ndimage import gaussian_filter
 
-from model.features import model_input
+from model.features import CLIP_FRAMES, model_input
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     min_crop_frames: int = 160
+    max_crop_frames: int = CLIP_FRAMES
     blur_prob: float = 0.3
     max_blur_sigma: float = 1.0  # frames/bands
     quantise_prob: float = 0.3
-    # Real audio's grid differs from its shared array by noise of about 0.16 grid standard
-    # deviations, white in time and smooth across ~1 band (measured on the train clips that
-    # exist both ways): adding such noise teaches the model to ignore that difference.
-    route_noise_prob: float = 0.7
-    max_route_noise: float = 0.2  # of the grid's standard deviation
-    route_noise_band_sigma: float = 0.7  # bands
     freq_masks: int = 2
     max_freq_mask: int = 24  # bands
     time_masks: int = 2
@@ -43,12 +38,6 @@ def quantise(grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Map a random dB range onto 256 levels and round, as the array rendering did."""
     lo, hi = np.percentile(grid, [rng.uniform(0, 2), rng.uniform(98, 100)])
     return np.round(255 * np.clip((grid - lo) / max(hi - lo, 1e-6), 0, 1))
-
-
-def route_noise(grid: np.ndarray, level: float, band_sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Noise of `level` grid standard deviations, white in time and smoothed across bands."""
-    noise = gaussian_filter1d(rng.standard_normal(grid.shape), band_sigma, axis=1)
-    return (noise * (level * float(grid.std()) / max(float(noise.std()), 1e-12))).astype(np.float32)
 
 
 def mask(x: np.ndarray, axis: int, count: int, max_width: int, fill: float, rng: np.random.Generator) -> None:
@@ -69,8 +58,6 @@ def augment(grid: np.ndarray, length: int, config: AugmentConfig, rng: np.random
         g = gaussian_filter(g, rng.uniform(0, config.max_blur_sigma, size=2))
     if rng.random() < config.quantise_prob:
         g = quantise(g, rng)
-    if rng.random() < config.route_noise_prob:
-        g = g + route_noise(g, rng.uniform(0, config.max_route_noise), config.route_noise_band_sigma, rng)
     # Frequency masks on the grid (before pooling), so band and delta features mask together.
     mask(g, 1, config.freq_masks, config.max_freq_mask, float(g.mean()), rng)
     x = model_input(g)

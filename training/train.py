@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.features import CLIP_FRAMES, model_input
+from model.features import model_input
 from model.network import GenreNet, NetworkConfig
 from training.augment import AugmentConfig, augment
 from training.data import Split, data_hash, load_arrays, load_audio_clips, load_genre_folder
@@ -33,7 +33,7 @@ class TrainConfig:
     audio_folder: Path | None = None  # optional extra GTZAN-style `<genre>/*.wav` folder
     use_shared_audio: bool = True  # add the train split's real audio clips (audio route)
     seed: int = 0
-    epochs: int = 120
+    epochs: int = 80
     patience: int = 30
     batch_size: int = 32
     lr: float = 2e-3
@@ -121,7 +121,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
         order = rng.permutation(len(train_set))
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            length = int(rng.integers(cfg.augment.min_crop_frames, CLIP_FRAMES + 1))
+            length = int(rng.integers(cfg.augment.min_crop_frames, cfg.augment.max_crop_frames + 1))
             x = np.stack([augment(train_set.grids[j], length, cfg.augment, rng) for j in idx])
             y = torch.from_numpy(labels[idx])
             if cfg.mixup > 0:

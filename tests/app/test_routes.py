@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from model.card import IncompatibleModelError, card_path
 from model.features import CLIP_FRAMES, FRAME_HOP_SECONDS, SAMPLE_RATE
 from model.labels import GENRES
 from tests.app.conftest import make_client
 from tests.audio import FORMATS, encode, encoded, music_like, tone
+from tests.model.test_runtime import copy_model
 
 
 def post(client: TestClient, data: bytes, name: str = "clip.wav", **params: object):  # type: ignore[no-untyped-def]
@@ -181,3 +185,12 @@ def test_not_ready_before_the_model_is_loaded() -> None:
     assert c.get("/ready").status_code == 503
     assert c.get("/health").status_code == 200
     assert post(c, encoded("wav")).status_code == 503
+
+
+def test_the_service_refuses_to_start_on_a_mismatched_model_card(tmp_path: Path) -> None:
+    path = copy_model(tmp_path)
+    card = json.loads(card_path(path).read_text())
+    card["feature_settings"]["n_bands"] = 128
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(IncompatibleModelError, match="feature settings"), make_client(model_path=path):
+        pass
