@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.include_router(classify_router)
     app.include_router(ops_router)
+    # Added first, so it runs inside `observe`: metrics and logs see the 413 the client gets.
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=("/classify",))
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -85,8 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 },
             )
             logs.request_id.reset(token)
-
-    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=("/classify",))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

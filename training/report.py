@@ -15,7 +15,7 @@ from model.network import GenreNet
 from training.baselines import logistic_predictions, majority_predictions
 from training.data import Split, load_arrays
 from training.metrics import confusion, summary
-from training.train import agreement, evaluate
+from training.scoring import agreement, evaluate
 
 
 def plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.features import model_input
 from model.network import GenreNet, NetworkConfig
 from training.augment import AugmentConfig, augment
 from training.data import Split, data_hash, load_arrays, load_audio_clips, load_genre_folder
+from training.report import write_report
+from training.scoring import evaluate
 
 
 @dataclass
@@ -47,36 +48,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, object]:
         return json.loads(json.dumps(asdict(self), default=str))
-
-
-def batches(x: list[np.ndarray], size: int) -> list[np.ndarray]:
-    """Stack equal-length model inputs into batches, shape = (batch, frames, bands)."""
-    return [np.stack(x[i : i + size]) for i in range(0, len(x), size)]
-
-
-@torch.no_grad()
-def predict(net: GenreNet, inputs: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of full clips, shape = (clips, classes). Clips of equal length."""
-    net.eval()
-    probs = [torch.softmax(net(torch.from_numpy(b))[0], dim=1).numpy() for b in batches(inputs, batch_size)]
-    return np.concatenate(probs) if probs else np.zeros((0, net.config.n_classes), np.float32)
-
-
-def evaluate(net: GenreNet, split: Split) -> tuple[float, np.ndarray]:
-    """(accuracy, probabilities) on the full clips of a split."""
-    probs = predict(net, [model_input(g) for g in split.grids])
-    return float((probs.argmax(1) == np.array(split.labels)).mean()), probs
-
-
-def agreement(net: GenreNet, arrays: Split, audio: Split) -> float | None:
-    """Share of clips whose top genre is the same from the array and the audio route."""
-    if not len(audio):
-        return None
-    index = {clip_id: i for i, clip_id in enumerate(arrays.ids)}
-    both = [index[c] for c in audio.ids]
-    array_top = predict(net, [model_input(arrays.grids[i]) for i in both]).argmax(1)
-    audio_top = predict(net, [model_input(g) for g in audio.grids]).argmax(1)
-    return float((array_top == audio_top).mean())
 
 
 def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
@@ -153,8 +124,6 @@ def train(cfg: TrainConfig) -> dict[str, object]:
                 break
 
     net.load_state_dict(torch.load(cfg.out / "checkpoint.pt")["model"])
-    from training.report import write_report  # matplotlib is slow to import; only needed here
-
     report = write_report(net, cfg.data, valid, valid_audio, cfg.out)
     report.update(
         train_clips=len(train_set),

@@ -152,6 +152,7 @@ def test_upload_over_the_byte_limit_is_413() -> None:
         assert response.status_code == 413
         assert "100000 bytes" in response.json()["detail"]
         assert post(small, encoded("flac")).status_code == 200
+        assert 'route="/classify",status="413"' in small.get("/metrics").text
 
 
 def test_audio_over_the_duration_limit_is_413() -> None:
