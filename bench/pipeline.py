@@ -23,6 +23,7 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from bench.common import timed, wav_clip, write
@@ -39,7 +40,7 @@ from model.features import (
     to_mono,
 )
 from model.network import ExportWrapper, GenreNet, NetworkConfig
-from model.runtime import DEFAULT_MODEL_PATH, GenreModel, window_inputs
+from model.runtime import DEFAULT_HOP_SECONDS, DEFAULT_MODEL_PATH, GenreModel, window_inputs
 from training.export import export_onnx
 
 
@@ -84,8 +85,6 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "same.onnx"
         export_onnx(torch_model, onnx_path)
-        import onnxruntime as ort
-
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         same = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -96,7 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     librosa_front = timed(lambda: librosa_front_end(clip), args.repeat)
 
     def pipeline_batched() -> None:
-        inputs = np.concatenate([window_inputs(to_mono(*load_audio(io.BytesIO(c))), 15.0)[1] for c in clips])
+        inputs = np.concatenate(
+            [window_inputs(to_mono(*load_audio(io.BytesIO(c))), DEFAULT_HOP_SECONDS)[1] for c in clips]
+        )
         for i in range(0, len(inputs), 32):
             model.predict(inputs[i : i + 32])
 

@@ -57,12 +57,13 @@ def export_onnx(model: ExportWrapper, path: Path) -> None:
 def parity(model: ExportWrapper, path: Path, seed: int = 0) -> float:
     """Largest absolute difference between torch and ONNX Runtime over PARITY_SHAPES."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model.eval()
     rng = np.random.default_rng(seed)
     worst = 0.0
     for batch, frames in PARITY_SHAPES:
         x = rng.standard_normal((batch, frames, N_FEATURES)).astype(np.float32)
         with torch.no_grad():
-            expected = [t.numpy() for t in model.eval()(torch.from_numpy(x))]
+            expected = [t.numpy() for t in model(torch.from_numpy(x))]
         got = session.run(None, {"spectrogram": x})
         worst = max(worst, *(float(np.abs(e - g).max()) for e, g in zip(expected, got, strict=True)))
     return worst
