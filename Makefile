@@ -42,12 +42,10 @@ pytest: $(DEV_VENV)/.installed browser
 
 # The shipped model, in one command: four training runs, exported as one ONNX ensemble with its card.
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan
-RUNS := runs/seed0 runs/seed0-nomixup runs/seed1 runs/seed2
+SEEDS := 0 1 2 3
+RUNS := $(addprefix runs/seed,$(SEEDS))
 train: $(DEV_VENV)/.installed
-	$(TRAIN) --seed 0 --out runs/seed0
-	$(TRAIN) --seed 0 --mixup 0 --out runs/seed0-nomixup
-	$(TRAIN) --seed 1 --out runs/seed1
-	$(TRAIN) --seed 2 --out runs/seed2
+	for seed in $(SEEDS); do $(TRAIN) --seed $$seed --out runs/seed$$seed || exit 1; done
 	$(MAKE) export
 
 export: $(DEV_VENV)/.installed

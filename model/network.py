@@ -8,6 +8,7 @@ are averaged with those weights, and the fused vector is classified.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -20,14 +21,48 @@ from model.labels import N_GENRES
 class NetworkConfig:
     n_features: int = N_FEATURES
     n_classes: int = N_GENRES
+    encoder: Literal["linear", "conv"] = "conv"  # frame encoder: a conv over the log bands, or one linear map
     frame_dim: int = 128  # per-frame embedding fed to the GRU
+    conv_channels: int = 16  # "conv" encoder: channels of its first layer (doubled in the second)
     hidden: int = 96  # GRU units per direction
     attention_dim: int = 64
     context_frames: int = 5  # temporal receptive field of the attention branch
     dropout: float = 0.3
 
-    def to_dict(self) -> dict[str, int | float]:
+    def __post_init__(self) -> None:
+        if self.encoder not in ("linear", "conv"):
+            raise ValueError(f"unknown frame encoder {self.encoder!r}: use 'linear' or 'conv'")
+
+    def to_dict(self) -> dict[str, int | float | str]:
         return asdict(self)
+
+
+class BandConvEncoder(nn.Module):
+    """Per-frame conv over frequency: (..., N_FEATURES) -> (..., frame_dim).
+
+    The features' two halves (log bands, their deltas) are two channels over the same
+    bands; shared kernels find spectral shapes wherever they sit in pitch.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        c = config.conv_channels
+        n_bands = config.n_features // 2
+        self.convs = nn.Sequential(
+            nn.Conv1d(2, c, 5, padding=2),
+            nn.GELU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(c, 2 * c, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool1d(2),
+            nn.Flatten(),
+            nn.Linear(2 * c * (n_bands // 4), config.frame_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, frames, features = x.shape
+        y: torch.Tensor = self.convs(x.reshape(batch * frames, 2, features // 2))
+        return y.reshape(batch, frames, -1)
 
 
 class GenreNet(nn.Module):
@@ -36,8 +71,11 @@ class GenreNet(nn.Module):
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
+        first: nn.Module = (
+            BandConvEncoder(config) if config.encoder == "conv" else nn.Linear(config.n_features, config.frame_dim)
+        )
         self.frame_encoder = nn.Sequential(
-            nn.Linear(config.n_features, config.frame_dim),
+            first,
             nn.LayerNorm(config.frame_dim),
             nn.GELU(),
             nn.Dropout(config.dropout),

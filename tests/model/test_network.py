@@ -7,11 +7,15 @@ from model.features import N_FEATURES
 from model.labels import N_GENRES
 from model.network import ExportWrapper, GenreNet, NetworkConfig
 
+ENCODERS = ("linear", "conv")
 
+
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize(("batch", "frames"), [(1, 11), (3, 344), (2, 900)])
-def test_outputs_are_distributions_of_the_right_shape(batch: int, frames: int) -> None:
+def test_outputs_are_distributions_of_the_right_shape(batch: int, frames: int, encoder: str) -> None:
     torch.manual_seed(0)
-    probabilities, attention = ExportWrapper(GenreNet(NetworkConfig())).eval()(torch.randn(batch, frames, N_FEATURES))
+    net = GenreNet(NetworkConfig(encoder=encoder))  # type: ignore[arg-type]
+    probabilities, attention = ExportWrapper(net).eval()(torch.randn(batch, frames, N_FEATURES))
     assert probabilities.shape == (batch, N_GENRES) and attention.shape == (batch, frames)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(batch))
     torch.testing.assert_close(attention.sum(1), torch.ones(batch))
@@ -42,11 +46,29 @@ def test_attention_reads_the_spectrogram_not_the_rnn() -> None:
     assert torch.isfinite(logits_after).all()
 
 
-def test_fused_feature_is_the_attention_weighted_mean_of_rnn_states() -> None:
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_fused_feature_is_the_attention_weighted_mean_of_rnn_states(encoder: str) -> None:
     torch.manual_seed(0)
-    net = GenreNet(NetworkConfig()).eval()
+    net = GenreNet(NetworkConfig(encoder=encoder)).eval()  # type: ignore[arg-type]
     x = torch.randn(1, 30, N_FEATURES)
     logits, weights = net(x)
     states, _ = net.rnn(net.frame_encoder(x))
     fused = (weights[0, :, None] * states[0]).sum(0)
     torch.testing.assert_close(net.classifier(fused[None]), logits)
+
+
+def test_the_conv_encoder_treats_bands_and_deltas_as_two_channels_per_frame() -> None:
+    """Each frame is encoded on its own: changing one frame changes only its embedding."""
+    torch.manual_seed(0)
+    net = GenreNet(NetworkConfig(encoder="conv")).eval()
+    x = torch.randn(2, 30, N_FEATURES)
+    y = x.clone()
+    y[1, 7] += 1.0
+    with torch.no_grad():
+        changed = (net.frame_encoder(x) - net.frame_encoder(y)).abs().sum(-1) > 0
+    assert changed.nonzero().tolist() == [[1, 7]]
+
+
+def test_unknown_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="frame encoder"):
+        NetworkConfig(encoder="lstm")  # type: ignore[arg-type]
