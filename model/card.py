@@ -25,7 +25,7 @@ class ModelCard(BaseModel):
     version: str
     labels: list[str]
     feature_settings: dict[str, int | str]
-    network: dict[str, int | float] = Field(default_factory=dict)
+    network: dict[str, int | float | str] = Field(default_factory=dict)
     data_sha256: str = ""
     onnx_sha256: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
