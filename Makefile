@@ -52,7 +52,7 @@ train: $(DEV_VENV)/.installed
 
 .PHONY: $(RUNS)
 $(RUNS): runs/seed%: $(DEV_VENV)/.installed
-	$(TRAIN) --seed $* --out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(TRAIN) --seed $* --out $@ > $@.log 2>&1
 
 export: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.export $(addprefix --run ,$(RUNS)) --out model/genre_birnn.onnx --version $(MODEL_VERSION)

@@ -38,7 +38,7 @@ class NetworkConfig:
 
 
 class BandConvEncoder(nn.Module):
-    """Per-frame conv over frequency: (..., N_FEATURES) -> (..., frame_dim).
+    """Per-frame conv over frequency: (batch, frames, n_features) -> (batch, frames, frame_dim).
 
     The features' two halves (log bands, their deltas) are two channels over the same
     bands; shared kernels find spectral shapes wherever they sit in pitch.
