@@ -8,7 +8,7 @@ are averaged with those weights, and the fused vector is classified.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -16,12 +16,14 @@ from torch import nn
 from model.features import N_FEATURES
 from model.labels import N_GENRES
 
+FrameEncoder = Literal["linear", "conv"]
+
 
 @dataclass(frozen=True)
 class NetworkConfig:
     n_features: int = N_FEATURES
     n_classes: int = N_GENRES
-    encoder: Literal["linear", "conv"] = "conv"  # frame encoder: a conv over the log bands, or one linear map
+    encoder: FrameEncoder = "conv"  # frame encoder: a conv over the log bands, or one linear map
     frame_dim: int = 128  # per-frame embedding fed to the GRU
     conv_channels: int = 16  # "conv" encoder: channels of its first layer (doubled in the second)
     hidden: int = 96  # GRU units per direction
@@ -30,8 +32,8 @@ class NetworkConfig:
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
-        if self.encoder not in ("linear", "conv"):
-            raise ValueError(f"unknown frame encoder {self.encoder!r}: use 'linear' or 'conv'")
+        if self.encoder not in get_args(FrameEncoder):
+            raise ValueError(f"unknown frame encoder {self.encoder!r}: use one of {get_args(FrameEncoder)}")
 
     def to_dict(self) -> dict[str, int | float | str]:
         return asdict(self)

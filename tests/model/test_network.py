@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 
 from model.features import N_FEATURES
 from model.labels import N_GENRES
-from model.network import ExportWrapper, GenreNet, NetworkConfig
+from model.network import ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
 
-ENCODERS = ("linear", "conv")
+ENCODERS = get_args(FrameEncoder)
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
