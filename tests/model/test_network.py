@@ -14,9 +14,9 @@ ENCODERS = get_args(FrameEncoder)
 
 @pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize(("batch", "frames"), [(1, 11), (3, 344), (2, 900)])
-def test_outputs_are_distributions_of_the_right_shape(batch: int, frames: int, encoder: str) -> None:
+def test_outputs_are_distributions_of_the_right_shape(batch: int, frames: int, encoder: FrameEncoder) -> None:
     torch.manual_seed(0)
-    net = GenreNet(NetworkConfig(encoder=encoder))  # type: ignore[arg-type]
+    net = GenreNet(NetworkConfig(encoder=encoder))
     probabilities, attention = ExportWrapper(net).eval()(torch.randn(batch, frames, N_FEATURES))
     assert probabilities.shape == (batch, N_GENRES) and attention.shape == (batch, frames)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(batch))
@@ -49,9 +49,9 @@ def test_attention_reads_the_spectrogram_not_the_rnn() -> None:
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
-def test_fused_feature_is_the_attention_weighted_mean_of_rnn_states(encoder: str) -> None:
+def test_fused_feature_is_the_attention_weighted_mean_of_rnn_states(encoder: FrameEncoder) -> None:
     torch.manual_seed(0)
-    net = GenreNet(NetworkConfig(encoder=encoder)).eval()  # type: ignore[arg-type]
+    net = GenreNet(NetworkConfig(encoder=encoder)).eval()
     x = torch.randn(1, 30, N_FEATURES)
     logits, weights = net(x)
     states, _ = net.rnn(net.frame_encoder(x))
@@ -59,7 +59,7 @@ def test_fused_feature_is_the_attention_weighted_mean_of_rnn_states(encoder: str
     torch.testing.assert_close(net.classifier(fused[None]), logits)
 
 
-def test_the_conv_encoder_treats_bands_and_deltas_as_two_channels_per_frame() -> None:
+def test_the_conv_encoder_encodes_each_frame_on_its_own() -> None:
     """Each frame is encoded on its own: changing one frame changes only its embedding."""
     torch.manual_seed(0)
     net = GenreNet(NetworkConfig(encoder="conv")).eval()
