@@ -2,21 +2,25 @@ from __future__ import annotations
 
 from typing import get_args
 
+import numpy as np
 import pytest
 import torch
 
 from model.features import N_FEATURES
 from model.labels import N_GENRES
-from model.network import ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
+from model.network import N_COARSE_BANDS, BandCoVariation, ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
 
 ENCODERS = get_args(FrameEncoder)
 
 
+@pytest.mark.parametrize("co_variation", [0, 32])
 @pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize(("batch", "frames"), [(1, 11), (3, 344), (2, 900)])
-def test_outputs_are_distributions_of_the_right_shape(batch: int, frames: int, encoder: FrameEncoder) -> None:
+def test_outputs_are_distributions_of_the_right_shape(
+    batch: int, frames: int, encoder: FrameEncoder, co_variation: int
+) -> None:
     torch.manual_seed(0)
-    net = GenreNet(NetworkConfig(encoder=encoder))
+    net = GenreNet(NetworkConfig(encoder=encoder, co_variation=co_variation))
     probabilities, attention = ExportWrapper(net).eval()(torch.randn(batch, frames, N_FEATURES))
     assert probabilities.shape == (batch, N_GENRES) and attention.shape == (batch, frames)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(batch))
@@ -54,7 +58,7 @@ def test_fused_feature_is_the_attention_weighted_mean_of_rnn_states(encoder: Fra
     net = GenreNet(NetworkConfig(encoder=encoder)).eval()
     x = torch.randn(1, 30, N_FEATURES)
     logits, weights = net(x)
-    states, _ = net.rnn(net.frame_encoder(x))
+    states, _ = net.rnn(net.frame_features(x))
     fused = (weights[0, :, None] * states[0]).sum(0)
     torch.testing.assert_close(net.classifier(fused[None]), logits)
 
@@ -71,6 +75,41 @@ def test_the_conv_encoder_encodes_each_frame_on_its_own() -> None:
     assert changed.nonzero().tolist() == [[1, 7]]
 
 
+def test_co_variation_products_are_those_of_centred_coarse_bands() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 40, N_FEATURES)).astype(np.float32)
+    n_bands = N_FEATURES // 2
+    coarse = x[..., :n_bands].reshape(2, 40, N_COARSE_BANDS, -1).mean(-1)
+    deviation = coarse - coarse.mean(1, keepdims=True)
+    covariance = np.einsum("bti,btj->bij", deviation, deviation) / 40  # per clip, over time
+    module = BandCoVariation(NetworkConfig())
+    products = module.products(torch.from_numpy(x)).mean(1).numpy()  # mean over frames
+    i, j = np.triu_indices(N_COARSE_BANDS)
+    np.testing.assert_allclose(products, covariance[:, i, j], atol=1e-5)
+
+
+def test_co_variation_ignores_band_levels() -> None:
+    """Only how bands move matters: a constant offset per band (an EQ) changes nothing."""
+    torch.manual_seed(0)
+    module = BandCoVariation(NetworkConfig()).eval()
+    x = torch.randn(1, 30, N_FEATURES)
+    tilted = x.clone()
+    tilted[..., : N_FEATURES // 2] += torch.linspace(-2, 2, N_FEATURES // 2)
+    torch.testing.assert_close(module(x), module(tilted))
+
+
+def test_without_co_variation_the_gru_reads_only_the_frame_embedding() -> None:
+    net = GenreNet(NetworkConfig(co_variation=0)).eval()
+    x = torch.randn(1, 20, N_FEATURES)
+    assert net.co_variation is None
+    torch.testing.assert_close(net.frame_features(x), net.frame_encoder(x))
+
+
 def test_unknown_encoder_is_refused() -> None:
     with pytest.raises(ValueError, match="frame encoder"):
         NetworkConfig(encoder="lstm")  # type: ignore[arg-type]
+
+
+def test_co_variation_needs_equal_band_groups() -> None:
+    with pytest.raises(ValueError, match="equal groups"):
+        NetworkConfig(n_features=2 * (N_COARSE_BANDS + 1))
