@@ -42,8 +42,13 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         if self.encoder not in get_args(FrameEncoder):
             raise ValueError(f"unknown frame encoder {self.encoder!r}: use one of {get_args(FrameEncoder)}")
-        if self.co_variation and (self.n_features // 2) % N_COARSE_BANDS:
+        if self.co_variation and self.n_bands % N_COARSE_BANDS:
             raise ValueError(f"co-variation features need the log bands in {N_COARSE_BANDS} equal groups")
+
+    @property
+    def n_bands(self) -> int:
+        """The log bands: the first half of the features (their deltas are the second)."""
+        return self.n_features // 2
 
     def to_dict(self) -> dict[str, int | float | str]:
         return asdict(self)
@@ -59,7 +64,6 @@ class BandConvEncoder(nn.Module):
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         c = config.conv_channels
-        n_bands = config.n_features // 2
         self.convs = nn.Sequential(
             nn.Conv1d(2, c, 5, padding=2),
             nn.GELU(),
@@ -68,7 +72,7 @@ class BandConvEncoder(nn.Module):
             nn.GELU(),
             nn.MaxPool1d(2),
             nn.Flatten(),
-            nn.Linear(2 * c * (n_bands // 4), config.frame_dim),
+            nn.Linear(2 * c * (config.n_bands // 4), config.frame_dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +97,7 @@ class BandCoVariation(nn.Module):
         first, second = torch.triu_indices(N_COARSE_BANDS, N_COARSE_BANDS)
         self.register_buffer("first", first, persistent=False)
         self.register_buffer("second", second, persistent=False)
-        self.n_bands = config.n_features // 2  # the first half of the features: the log bands
+        self.n_bands = config.n_bands
         self.project = nn.Sequential(nn.Linear(len(first), config.co_variation), nn.LayerNorm(config.co_variation))
 
     def products(self, x: torch.Tensor) -> torch.Tensor:
