@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.runtime import DEFAULT_HOP_SECONDS, DEFAULT_MODEL_PATH, ProviderChoice
+from model.features import DEFAULT_SETTINGS
+from model.runtime import DEFAULT_MODEL_PATH, ProviderChoice
+from model.windows import DEFAULT_HOP_S
 
 
 class Settings(BaseSettings):
@@ -23,7 +25,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0)
     max_duration_s: float = Field(20 * 60, gt=0)
     min_duration_s: float = Field(1.0, gt=0)
-    window_hop_s: float = Field(DEFAULT_HOP_SECONDS, gt=0)
+    window_hop_s: float = Field(DEFAULT_HOP_S, gt=0)
 
     max_batch_windows: int = Field(32, ge=1)  # windows per ONNX call, across requests
     batch_wait_ms: float = Field(2.0, ge=0)  # how long a batch waits for more requests
@@ -32,6 +34,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        frame_s = DEFAULT_SETTINGS.n_fft / DEFAULT_SETTINGS.sample_rate
+        if self.min_duration_s < frame_s:
+            raise ValueError(f"min_duration_s must cover one STFT frame ({frame_s:.3f} s)")
+        if self.min_duration_s > self.max_duration_s:
+            raise ValueError("min_duration_s must not exceed max_duration_s")
+        if self.window_hop_s > DEFAULT_SETTINGS.clip_seconds:
+            raise ValueError(
+                f"window_hop_s must not exceed the {DEFAULT_SETTINGS.clip_seconds} s window, or audio is skipped"
+            )
+        return self
 
 
 @lru_cache

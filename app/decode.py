@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from model.features import mono_stream
+from model.features import SAMPLE_RATE, mono_stream
 
 BLOCK_FRAMES = 1 << 16
 MIN_SAMPLE_RATE = 1_000  # Hz; below this libsndfile's header is more likely wrong than right
@@ -37,7 +37,7 @@ class AudioTooLong(AudioError):
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    waveform: np.ndarray  # shape = (n_samples,), mono, SAMPLE_RATE
+    waveform: np.ndarray  # shape = (n_samples,), mono, at the target rate
     sample_rate: int  # of the upload
     channels: int
     duration_s: float  # of the upload
@@ -65,7 +65,7 @@ class _BlockReader:
             yield block
 
 
-def decode(data: bytes, min_duration_s: float, max_duration_s: float) -> DecodedAudio:
+def decode(data: bytes, min_duration_s: float, max_duration_s: float, target_rate: int = SAMPLE_RATE) -> DecodedAudio:
     if not data:
         raise AudioError("the uploaded file is empty")
     try:
@@ -80,7 +80,7 @@ def decode(data: bytes, min_duration_s: float, max_duration_s: float) -> Decoded
                 raise AudioTooLong(too_long(f.frames / sample_rate, max_duration_s))
             reader = _BlockReader(f)
             parts = []
-            for block in mono_stream(reader, sample_rate):
+            for block in mono_stream(reader, sample_rate, target_rate):
                 parts.append(block)
                 if reader.frames_read / sample_rate > max_duration_s:
                     raise AudioTooLong(too_long(reader.frames_read / sample_rate, max_duration_s))

@@ -18,10 +18,27 @@ from starlette.routing import Match
 from app import logs, metrics
 from app.config import Settings, get_settings
 from app.limits import UploadLimitMiddleware
-from app.routes import classify_router, ops_router
+from app.routes import router
 from app.service import Classifier
 
 log = logging.getLogger("app")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model and warm it up before the app is ready; stop its threads on shutdown."""
+    app.state.ready = False
+    app.state.classifier = classifier = Classifier(app.state.settings)
+    info = classifier.info
+    metrics.MODEL_INFO.labels(info.name, info.version, info.provider).set(1)
+    await classifier.start()
+    app.state.ready = True
+    log.info("ready", extra={"fields": {"model": info.name, "version": info.version, "provider": info.provider}})
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        await classifier.stop()
 
 
 def route_of(request: Request) -> str:
@@ -32,72 +49,57 @@ def route_of(request: Request) -> str:
     return "unmatched"
 
 
+async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Request id, metrics and one log line for every request."""
+    rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    token = logs.request_id.set(rid)
+    route, start = route_of(request), time.perf_counter()
+    metrics.IN_FLIGHT.inc()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        response.headers["x-request-id"] = rid
+        return response
+    finally:
+        elapsed = time.perf_counter() - start
+        metrics.IN_FLIGHT.dec()
+        metrics.REQUESTS.labels(request.method, route, str(status)).inc()
+        metrics.REQUEST_SECONDS.labels(request.method, route).observe(elapsed)
+        fields = {"method": request.method, "route": route, "status": status, "seconds": round(elapsed, 4)}
+        log.info("request", extra={"fields": fields})
+        logs.request_id.reset(token)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's list of errors, as one human sentence."""
+    assert isinstance(exc, RequestValidationError)
+    reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return JSONResponse({"detail": reason or "invalid request"}, status_code=422)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logs.configure(settings.log_level)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ready = False
-        app.state.classifier = classifier = Classifier(settings)
-        info = classifier.info
-        metrics.MODEL_INFO.labels(info.name, info.version, info.provider).set(1)
-        await classifier.start()
-        app.state.ready = True
-        log.info("ready", extra={"fields": {"model": info.name, "version": info.version, "provider": info.provider}})
-        try:
-            yield
-        finally:
-            app.state.ready = False
-            await classifier.stop()
-
     app = FastAPI(
         title="Music genre classifier",
         description="BiGRU + parallel attention over STFT spectrograms, served with ONNX Runtime.",
         version="1.0.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.ready = False
-    app.include_router(classify_router)
-    app.include_router(ops_router)
+    app.include_router(router)
     # Added first, so it runs inside `observe`: metrics and logs see the 413 the client gets.
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=("/classify",))
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        token = logs.request_id.set(rid)
-        route, start = route_of(request), time.perf_counter()
-        metrics.IN_FLIGHT.inc()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["x-request-id"] = rid
-            return response
-        finally:
-            elapsed = time.perf_counter() - start
-            metrics.IN_FLIGHT.dec()
-            metrics.REQUESTS.labels(request.method, route, str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(request.method, route).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "fields": {"method": request.method, "route": route, "status": status, "seconds": round(elapsed, 4)}
-                },
-            )
-            logs.request_id.reset(token)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        return JSONResponse({"detail": reason or "invalid request"}, status_code=422)
-
+    app.middleware("http")(observe)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     return app
 
 

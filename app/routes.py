@@ -1,4 +1,4 @@
-"""HTTP routes: classification (its own router, so the upload limit applies to it) and ops."""
+"""HTTP routes: POST /classify, the probes, the metrics and the web page."""
 
 from __future__ import annotations
 
@@ -17,21 +17,26 @@ from model.labels import N_GENRES
 
 STATIC = Path(__file__).parent / "static"
 
+router = APIRouter()
 
-def get_classifier(request: Request) -> Classifier:
+
+def loaded_classifier(request: Request) -> Classifier | None:
     classifier: Classifier | None = getattr(request.app.state, "classifier", None)
+    return classifier
+
+
+def ready_classifier(request: Request) -> Classifier:
+    classifier = loaded_classifier(request)
     if classifier is None or not request.app.state.ready:
         raise HTTPException(503, "the model is not loaded yet")
     return classifier
 
 
-ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
-
-classify_router = APIRouter()
-ops_router = APIRouter()
+ReadyClassifier = Annotated[Classifier, Depends(ready_classifier)]
+LoadedClassifier = Annotated[Classifier | None, Depends(loaded_classifier)]
 
 
-@classify_router.post(
+@router.post(
     "/classify",
     response_model=ClassifyResponse,
     responses={
@@ -43,7 +48,7 @@ ops_router = APIRouter()
     summary="Classify the genre of an audio file",
 )
 async def classify(
-    classifier: ClassifierDep,
+    classifier: ReadyClassifier,
     file: Annotated[UploadFile, File(description="WAV, FLAC, OGG (Vorbis/Opus), MP3 or AIFF; any rate/channels")],
     top_k: Annotated[int, Query(ge=1, le=N_GENRES, description="how many genres to return")] = N_GENRES,
     attention: Annotated[bool, Query(description="include per-frame attention weights")] = True,
@@ -58,28 +63,26 @@ async def classify(
         raise HTTPException(e.status, str(e)) from e
 
 
-@ops_router.get("/health", response_model=Health, summary="Liveness")
-async def health(request: Request) -> Health:
-    classifier: Classifier | None = getattr(request.app.state, "classifier", None)
+@router.get("/health", response_model=Health, summary="Liveness")
+async def health(classifier: LoadedClassifier) -> Health:
     return Health(status="ok", model=classifier.info if classifier else None)
 
 
-@ops_router.get(
+@router.get(
     "/ready", response_model=Health, responses={503: {"model": Health}}, summary="Readiness: model loaded and warm"
 )
-async def ready(request: Request, response: Response) -> Health:
-    classifier: Classifier | None = getattr(request.app.state, "classifier", None)
+async def ready(request: Request, response: Response, classifier: LoadedClassifier) -> Health:
     if classifier is None or not request.app.state.ready:
         response.status_code = 503
         return Health(status="loading", model=classifier.info if classifier else None)
     return Health(status="ready", model=classifier.info)
 
 
-@ops_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@ops_router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False)
 async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html")

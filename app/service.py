@@ -8,18 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from app import metrics
+from app.batching import BatchingEngine
 from app.config import Settings
 from app.decode import DecodedAudio, decode
-from app.inference import BatchingEngine
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
-from model.features import FIRST_FRAME_CENTER_SECONDS, FRAME_HOP_SECONDS, N_FFT, SAMPLE_RATE
-from model.labels import GENRES
 from model.runtime import GenreModel, aggregate, window_inputs
-
-
-def ranked(probabilities: np.ndarray, top_k: int) -> list[GenreScore]:
-    order = np.argsort(-probabilities, kind="stable")[:top_k]
-    return [GenreScore(genre=GENRES[i], probability=float(probabilities[i])) for i in order]
+from model.windows import Window
 
 
 class Classifier:
@@ -30,6 +24,9 @@ class Classifier:
         self.model = GenreModel(
             settings.model_path, settings.providers, settings.intra_op_threads, settings.inter_op_threads
         )
+        front_end = self.model.front_end
+        if settings.min_duration_s * front_end.sample_rate < front_end.n_fft:
+            raise ValueError(f"min_duration_s must cover one STFT frame of the model ({front_end.n_fft} samples)")
         self.info = ModelInfo(name=self.model.card.name, version=self.model.card.version, provider=self.model.provider)
         self.engine = BatchingEngine(self.model, settings.max_batch_windows, settings.batch_wait_ms)
         self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
@@ -37,40 +34,44 @@ class Classifier:
     async def start(self) -> None:
         """Start batching and run a warm-up inference (ready only after this)."""
         self.engine.start()
-        silence = np.zeros(int(self.settings.min_duration_s * SAMPLE_RATE) + N_FFT, dtype=np.float32)
-        _, inputs = window_inputs(silence, self.settings.window_hop_s)
+        silence = np.zeros(int(self.settings.min_duration_s * self.model.front_end.sample_rate), dtype=np.float32)
+        _, inputs = window_inputs(silence, self.model.front_end, self.settings.window_hop_s)
         await self.engine.predict(inputs)
 
     async def stop(self) -> None:
         await self.engine.stop()
         self._frontend.shutdown(wait=True)
 
-    def _prepare(self, data: bytes) -> tuple[DecodedAudio, list[int], np.ndarray]:
-        audio = decode(data, self.settings.min_duration_s, self.settings.max_duration_s)
-        starts, inputs = window_inputs(audio.waveform, self.settings.window_hop_s)
-        return audio, starts, inputs
+    def _prepare(self, data: bytes) -> tuple[DecodedAudio, list[Window], np.ndarray]:
+        front_end = self.model.front_end
+        audio = decode(data, self.settings.min_duration_s, self.settings.max_duration_s, front_end.sample_rate)
+        windows, inputs = window_inputs(audio.waveform, front_end, self.settings.window_hop_s)
+        return audio, windows, inputs
+
+    def ranked(self, probabilities: np.ndarray, top_k: int) -> list[GenreScore]:
+        order = np.argsort(-probabilities, kind="stable")[:top_k]
+        return [GenreScore(genre=self.model.labels[i], probability=float(probabilities[i])) for i in order]
 
     async def classify(self, data: bytes, top_k: int, with_attention: bool) -> ClassifyResponse:
         loop = asyncio.get_running_loop()
-        audio, starts, inputs = await loop.run_in_executor(self._frontend, self._prepare, data)
-        analysis = aggregate(starts, *await self.engine.predict(inputs))
+        audio, windows, inputs = await loop.run_in_executor(self._frontend, self._prepare, data)
+        analysis = aggregate(windows, *await self.engine.predict(inputs))
         metrics.AUDIO_SECONDS.inc(audio.duration_s)
-        overall = ranked(analysis.probabilities, top_k)
         segments = [
             Segment(
-                start_s=round(w.start_s, 4),
-                end_s=round(min(w.end_s, audio.duration_s), 4),
-                top_genre=GENRES[int(w.probabilities.argmax())],
-                genres=ranked(w.probabilities, top_k),
-                frame_hop_s=FRAME_HOP_SECONDS,
-                first_frame_s=round(w.start_s + FIRST_FRAME_CENTER_SECONDS, 6),
+                start_s=round(w.window.start_s, 4),
+                end_s=round(w.window.end_s, 4),
+                top_genre=self.model.labels[int(w.probabilities.argmax())],
+                genres=self.ranked(w.probabilities, top_k),
+                frame_hop_s=w.window.frame_hop_s,
+                first_frame_s=round(w.window.first_frame_s, 6),
                 attention=w.attention.tolist() if with_attention else None,
             )
             for w in analysis.windows
         ]
         return ClassifyResponse(
-            top_genre=GENRES[int(analysis.probabilities.argmax())],
-            genres=overall,
+            top_genre=self.model.labels[int(analysis.probabilities.argmax())],
+            genres=self.ranked(analysis.probabilities, top_k),
             duration_s=round(audio.duration_s, 4),
             sample_rate=audio.sample_rate,
             channels=audio.channels,

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import numpy as np
@@ -21,7 +22,21 @@ from bench.common import RESULTS, wav_clip, write
 from bench.server import rss_kib, running_server
 
 
-async def run_load(url: str, pid: int, clients: int, seconds: float) -> dict[str, object]:
+class LoadResult(TypedDict):
+    clients: int
+    seconds: float
+    requests: int
+    throughput_rps: float
+    audio_s_per_s: float
+    latency_ms: dict[str, float]  # p50, p95, p99 (empty when nothing succeeded)
+    errors: int
+    error_kinds: dict[str, int]
+    health_ms: dict[str, float]  # p50, max (inf when a probe failed)
+    health_probes: int
+    rss_mib: dict[str, float]  # first_quarter_peak, last_quarter_peak, peak
+
+
+async def run_load(url: str, pid: int, clients: int, seconds: float) -> LoadResult:
     clips = [wav_clip(30.0, seed, rate=22050, channels=1) for seed in range(8)]
     latencies: list[float] = []
     health: list[float] = []
@@ -82,7 +97,7 @@ async def run_load(url: str, pid: int, clients: int, seconds: float) -> dict[str
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, object]:
+def main(argv: list[str] | None = None) -> LoadResult:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -96,11 +111,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "| clients | requests | req/s | audio s/s | p50 ms | p95 ms | p99 ms | errors | /health p50/max ms "
         "| RSS MiB first/last quarter |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         f"| {result['clients']} | {result['requests']} | {result['throughput_rps']} | {result['audio_s_per_s']} "
-        f"| {lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} | {result['errors']} "  # type: ignore[union-attr]
-        f"| {result['health_ms']['p50']}/{result['health_ms']['max']} "  # type: ignore[index]
-        f"| {rss['first_quarter_peak']}/{rss['last_quarter_peak']} |\n"  # type: ignore[index]
+        f"| {lat.get('p50')} | {lat.get('p95')} | {lat.get('p99')} | {result['errors']} "
+        f"| {result['health_ms']['p50']}/{result['health_ms']['max']} "
+        f"| {rss['first_quarter_peak']}/{rss['last_quarter_peak']} |\n"
     )
-    write(args.name, result, table, args.out)
+    write(args.name, dict(result), table, args.out)
     return result
 
 

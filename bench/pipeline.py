@@ -17,6 +17,7 @@ Needs the `train` and `dev` extras (torch, librosa) for the comparisons.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import tempfile
 from pathlib import Path
@@ -39,9 +40,9 @@ from model.features import (
     power_db_bands,
     to_mono,
 )
-from model.network import ExportWrapper, GenreNet, NetworkConfig
-from model.runtime import DEFAULT_HOP_SECONDS, DEFAULT_MODEL_PATH, GenreModel, window_inputs
+from model.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, GenreModel, window_inputs
 from training.export import export_onnx
+from training.network import ExportWrapper, GenreNet, NetworkConfig
 
 
 def librosa_front_end(data: bytes) -> np.ndarray:
@@ -54,9 +55,7 @@ def librosa_front_end(data: bytes) -> np.ndarray:
 def shipped_architecture() -> ExportWrapper:
     """The shipped model's architecture (from its card) with fresh weights: speed needs no training."""
     card = load_card(card_path(DEFAULT_MODEL_PATH))
-    network = {k: v for k, v in card.network.items() if k != "members"}
-    members = int(card.network.get("members", 1))
-    return ExportWrapper(*(GenreNet(NetworkConfig(**network)) for _ in range(members))).eval()  # type: ignore[arg-type]
+    return ExportWrapper(*(GenreNet(NetworkConfig(**m.network)) for m in card.members)).eval()  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,16 +87,14 @@ def main(argv: list[str] | None = None) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         same = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        onnx_time = timed(lambda: same.run(None, {"spectrogram": x}), args.repeat)
+        onnx_time = timed(lambda: same.run(None, {INPUT_NAME: x}), args.repeat)
     with torch.no_grad():
         torch_time = timed(lambda: torch_model(torch.from_numpy(x)), args.repeat)
     ours_front = timed(lambda: model_input(power_db_bands(to_mono(*load_audio(io.BytesIO(clip))))), args.repeat)
     librosa_front = timed(lambda: librosa_front_end(clip), args.repeat)
 
     def pipeline_batched() -> None:
-        inputs = np.concatenate(
-            [window_inputs(to_mono(*load_audio(io.BytesIO(c))), DEFAULT_HOP_SECONDS)[1] for c in clips]
-        )
+        inputs = np.concatenate([window_inputs(to_mono(*load_audio(io.BytesIO(c))), model.front_end)[1] for c in clips])
         for i in range(0, len(inputs), 32):
             model.predict(inputs[i : i + 32])
 
@@ -106,16 +103,21 @@ def main(argv: list[str] | None = None) -> None:
     batch1 = timed(lambda: [model.predict(windows[i : i + 1]) for i in range(32)], max(1, args.repeat // 2))
     batch32 = timed(lambda: model.predict(windows), max(1, args.repeat // 2))
 
+    def analyse(data: bytes) -> None:
+        model.analyse(to_mono(*load_audio(io.BytesIO(data))))
+
     lengths = {}
     for seconds in (10, 30, 60, 120, 300, 600):
         data = wav_clip(float(seconds), seed=seconds, rate=SAMPLE_RATE, channels=1)
-        wall, cpu = timed(lambda data=data: model.analyse(to_mono(*load_audio(io.BytesIO(data)))), 1)
+        wall, cpu = timed(functools.partial(analyse, data), 1)
         lengths[seconds] = {"wall_s": wall, "cpu_s": cpu, "audio_s_per_cpu_s": seconds / cpu}
 
+    stages_cpu_ms = {k: round(1000 * cpu, 3) for k, (_, cpu) in stages.items()}
+    by_length = {str(k): {kk: round(vv, 4) for kk, vv in v.items()} for k, v in lengths.items()}
     result = {
         "clip": "30 s, 22.05 kHz mono 16-bit WAV; one thread for ONNX Runtime and torch",
-        "model": f"{model.card.name} {model.card.version} ({model.card.network.get('members', 1)} member(s))",
-        "stages_cpu_ms": {k: round(1000 * cpu, 3) for k, (_, cpu) in stages.items()},
+        "model": f"{model.card.name} {model.card.version} ({len(model.card.members)} member(s))",
+        "stages_cpu_ms": stages_cpu_ms,
         "pipeline_cpu_ms_batch1": round(1000 * total_cpu, 3),
         "audio_s_per_cpu_s_batch1": round(30.0 / total_cpu, 1),
         "audio_s_per_cpu_s_batched": round(30.0 * args.clips / batched[1], 1),
@@ -125,12 +127,12 @@ def main(argv: list[str] | None = None) -> None:
         "librosa_over_ours": round(librosa_front[0] / ours_front[0], 2),
         "windows_per_s": {"batch_1": round(32 / batch1[0], 1), "batch_32": round(32 / batch32[0], 1)},
         "batch32_over_batch1": round(batch1[0] / batch32[0], 2),
-        "by_length": {str(k): {kk: round(vv, 4) for kk, vv in v.items()} for k, v in lengths.items()},
+        "by_length": by_length,
     }
     rows = [
         "| measure | value |",
         "| --- | --- |",
-        *(f"| {k} (CPU ms per 30 s clip) | {v} |" for k, v in result["stages_cpu_ms"].items()),  # type: ignore[attr-defined]
+        *(f"| {k} (CPU ms per 30 s clip) | {v} |" for k, v in stages_cpu_ms.items()),
         f"| audio seconds per CPU second, batch 1 | {result['audio_s_per_cpu_s_batch1']} |",
         f"| audio seconds per CPU second, batched | {result['audio_s_per_cpu_s_batched']} |",
         f"| eager PyTorch / ONNX Runtime inference time | {result['torch_over_onnx']}x |",
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| batched (32) / batch-1 inference throughput | {result['batch32_over_batch1']}x |",
         *(
             f"| {k} s of audio: wall s, audio s per CPU s | {v['wall_s']:.3f}, {v['audio_s_per_cpu_s']:.0f} |"
-            for k, v in result["by_length"].items()  # type: ignore[attr-defined]
+            for k, v in by_length.items()
         ),
     ]
     write("pipeline", result, f"Model: {result['model']}. Clip: {result['clip']}.\n\n" + "\n".join(rows) + "\n")

@@ -1,7 +1,8 @@
-"""The model card shipped beside the ONNX file: labels, feature settings, metrics, data hash.
+"""The model card shipped beside the ONNX file: labels, front-end settings, members, metrics.
 
-Like a HuggingFace feature-extractor config, it is checked at load time: a model trained
-with other front-end settings or labels than this code's is refused.
+Like a HuggingFace feature-extractor config, it carries every front-end setting the model was
+trained with, and the runtime rebuilds the front end from it. A card written for another
+version of the front-end code, or one that does not parse, is refused at load.
 """
 
 from __future__ import annotations
@@ -10,36 +11,53 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from model.features import feature_settings
+from model.features import FRONT_END_VERSION, FrontEndSettings
 from model.labels import GENRES
 
 
 class IncompatibleModelError(RuntimeError):
-    """The card does not match this front end or label set."""
+    """The card does not match this code, or the model file does not match its card."""
+
+
+class MemberCard(BaseModel):
+    """One trained network of the shipped model (an ensemble has several)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    network: dict[str, int | float | str]
+    best_epoch: int
+    train_clips: int
+    train_seconds: float
+    valid_accuracy: float | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="training config, without machine paths")
 
 
 class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     version: str
     labels: list[str]
-    feature_settings: dict[str, int | str]
-    network: dict[str, int | float | str] = Field(default_factory=dict)
+    feature_settings: FrontEndSettings
+    members: list[MemberCard] = Field(default_factory=list)
     data_sha256: str = ""
     onnx_sha256: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     baselines: dict[str, Any] = Field(default_factory=dict)
-    training: list[dict[str, Any]] = Field(default_factory=list)
 
-    def check_compatible(self) -> None:
-        if self.feature_settings != feature_settings():
+    def check_compatible(self) -> FrontEndSettings:
+        """The front end to rebuild for this model; raises if this code cannot serve it."""
+        if self.feature_settings.version != FRONT_END_VERSION:
             raise IncompatibleModelError(
-                f"model card feature settings {self.feature_settings} differ from "
-                f"model/features.py {feature_settings()}"
+                f"the model card's feature settings are for front-end version {self.feature_settings.version}; "
+                f"model/features.py implements version {FRONT_END_VERSION}"
             )
         if tuple(self.labels) != GENRES:
             raise IncompatibleModelError(f"model card labels {self.labels} differ from {list(GENRES)}")
+        return self.feature_settings
 
 
 def card_path(onnx_path: Path) -> Path:
@@ -48,4 +66,11 @@ def card_path(onnx_path: Path) -> Path:
 
 
 def load_card(path: Path) -> ModelCard:
-    return ModelCard.model_validate(json.loads(path.read_text()))
+    try:
+        return ModelCard.model_validate(json.loads(path.read_text()))
+    except ValidationError as e:
+        raise IncompatibleModelError(f"{path} is not a model card this code can read: {e}") from e
+
+
+def write_card(card: ModelCard, onnx_path: Path) -> None:
+    card_path(onnx_path).write_text(card.model_dump_json(indent=2) + "\n")

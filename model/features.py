@@ -12,43 +12,110 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 import soundfile as sf
 import soxr
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SAMPLE_RATE = 22050  # Hz
-N_FFT = 2048  # samples per STFT frame
-HOP_LENGTH = 1920  # samples between frame starts (87.1 ms)
-N_BINS = N_FFT // 2 + 1  # 1025 rfft bins
-N_BANDS = 256  # linear frequency bands of the grid
-CLIP_SECONDS = 30  # training clip length; the service's analysis window
-CLIP_SAMPLES = CLIP_SECONDS * SAMPLE_RATE  # 661500 samples
-CLIP_FRAMES = 1 + (CLIP_SAMPLES - N_FFT) // HOP_LENGTH  # 344 frames
-FRAME_HOP_SECONDS = HOP_LENGTH / SAMPLE_RATE
-FIRST_FRAME_CENTER_SECONDS = (N_FFT / 2) / SAMPLE_RATE  # centre of frame 0
-N_LOG_BANDS = 64  # log-spaced bands pooled from the 256 linear ones, for the model input
-N_FEATURES = 2 * N_LOG_BANDS  # log bands and their frame-to-frame differences
-STD_FLOOR = 1e-6  # keeps constant (silent) windows finite after standardisation
+FRONT_END_VERSION = 1  # bump whenever these functions compute something else from the same settings
+
+
+def geometric_band_edges(n_bands: int, n_log_bands: int) -> tuple[int, ...]:
+    """Edges (n_log_bands + 1, into the linear bands) of log-spaced bands, as a mel scale spaces them.
+
+    The lowest linear bands (43 Hz wide) stay single; higher ones are merged, so the input spends
+    its width where music's pitch and timbre are. The smallest geometric grid with n_log_bands
+    distinct integer edges.
+    """
+    for n_edges in range(n_log_bands, 4 * n_log_bands):
+        edges = np.unique(np.round(np.geomspace(1, n_bands, n_edges)).astype(int))
+        if len(edges) >= n_log_bands:
+            break
+    return (0, *(int(e) for e in edges[-n_log_bands:]))
+
+
+def n_frames(n_samples: int, settings: FrontEndSettings | None = None) -> int:
+    """Number of STFT frames for a waveform of n_samples at the model rate (no padding)."""
+    s = settings or DEFAULT_SETTINGS
+    return 0 if n_samples < s.n_fft else 1 + (n_samples - s.n_fft) // s.hop_length
+
+
+class FrontEndSettings(BaseModel):
+    """Every setting that shapes the model input. Saved in the model card beside the weights, and
+    the front end is rebuilt from the card's copy (as a HuggingFace feature extractor is), so a
+    model always gets the input it was trained on. The grid (sample rate to band pooling) is the
+    data README's definition; the rest is how a grid window becomes the network's input."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = FRONT_END_VERSION
+    sample_rate: int = Field(22050, gt=0)  # Hz
+    n_fft: int = Field(2048, gt=0)  # samples per STFT frame
+    hop_length: int = Field(1920, gt=0)  # samples between frame starts (87.1 ms)
+    window: Literal["hann_symmetric"] = "hann_symmetric"
+    scale: Literal["power_db"] = "power_db"
+    n_bands: int = Field(256, gt=0)  # linear frequency bands of the grid
+    band_pooling: Literal["overlap_weighted_mean"] = "overlap_weighted_mean"
+    clip_seconds: int = Field(30, gt=0)  # training clip length; the service's analysis window
+    standardise: Literal["per_window"] = "per_window"
+    std_floor: float = Field(1e-6, gt=0)  # keeps constant (silent) windows finite
+    log_band_edges: tuple[int, ...] = geometric_band_edges(256, 64)
+    deltas: bool = True  # append the log bands' frame-to-frame differences
+
+    @model_validator(mode="after")
+    def _edges_cover_the_bands(self) -> FrontEndSettings:
+        edges = self.log_band_edges
+        if len(edges) < 2 or edges[0] != 0 or edges[-1] != self.n_bands or list(edges) != sorted(set(edges)):
+            raise ValueError(f"log_band_edges must rise strictly from 0 to n_bands ({self.n_bands})")
+        return self
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def n_log_bands(self) -> int:
+        return len(self.log_band_edges) - 1
+
+    @property
+    def n_features(self) -> int:
+        """Width of the model input: the log bands, and their deltas when on."""
+        return self.n_log_bands * (2 if self.deltas else 1)
+
+    @property
+    def clip_samples(self) -> int:
+        return self.clip_seconds * self.sample_rate
+
+    @property
+    def clip_frames(self) -> int:
+        return n_frames(self.clip_samples, self)
+
+    @property
+    def frame_hop_s(self) -> float:
+        return self.hop_length / self.sample_rate
+
+    @property
+    def first_frame_center_s(self) -> float:
+        return (self.n_fft / 2) / self.sample_rate
+
+
+DEFAULT_SETTINGS = FrontEndSettings()  # what training uses today
+# The defaults as constants, for code that trains on (or reasons about) this grid.
+SAMPLE_RATE = DEFAULT_SETTINGS.sample_rate  # Hz
+N_FFT = DEFAULT_SETTINGS.n_fft  # samples per STFT frame
+HOP_LENGTH = DEFAULT_SETTINGS.hop_length  # samples between frame starts
+N_BINS = DEFAULT_SETTINGS.n_bins  # 1025 rfft bins
+N_BANDS = DEFAULT_SETTINGS.n_bands
+CLIP_SECONDS = DEFAULT_SETTINGS.clip_seconds
+CLIP_SAMPLES = DEFAULT_SETTINGS.clip_samples  # 661500 samples
+N_LOG_BANDS = DEFAULT_SETTINGS.n_log_bands  # 64
+N_FEATURES = DEFAULT_SETTINGS.n_features  # 128: log bands and their deltas
+CLIP_FRAMES = DEFAULT_SETTINGS.clip_frames  # 344
+FRAME_HOP_SECONDS = DEFAULT_SETTINGS.frame_hop_s
 
 _FRAMES_PER_CHUNK = 512  # bounds the STFT's working memory on long audio
-
-
-def feature_settings() -> dict[str, int | str]:
-    """The settings a model was trained with; stored in its card and checked at load."""
-    return {
-        "sample_rate": SAMPLE_RATE,
-        "n_fft": N_FFT,
-        "hop_length": HOP_LENGTH,
-        "n_bands": N_BANDS,
-        "window": "hann_symmetric",
-        "scale": "power_db",
-        "band_pooling": "overlap_weighted_mean",
-        "model_input": "per_window_standardise+log_bands+delta",
-        "n_log_bands": N_LOG_BANDS,
-        "clip_seconds": CLIP_SECONDS,
-    }
 
 
 def load_audio(source: str | BinaryIO) -> tuple[np.ndarray, int]:
@@ -69,79 +136,76 @@ def _downmix(block: np.ndarray) -> np.ndarray:
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def mono_stream(blocks: Iterable[np.ndarray], sample_rate: int) -> Iterator[np.ndarray]:
-    """Downmix, zero non-finite samples and resample to the model rate, block by block.
+def mono_stream(blocks: Iterable[np.ndarray], sample_rate: int, target_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """Downmix, zero non-finite samples and resample to target_rate, block by block.
 
-    blocks: shape = (n, n_channels) or (n,) each. Yields float32 blocks at SAMPLE_RATE whose
+    blocks: shape = (n, n_channels) or (n,) each. Yields float32 blocks at target_rate whose
     concatenation equals resampling the whole signal at once (soxr's stream is exact).
     """
-    if sample_rate == SAMPLE_RATE:
+    if sample_rate == target_rate:
         yield from (_downmix(block) for block in blocks)
         return
-    stream = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    stream = soxr.ResampleStream(sample_rate, target_rate, 1, dtype="float32", quality="HQ")
     for block in blocks:
         yield stream.resample_chunk(_downmix(block))
     yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
 
 
-def to_mono(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Downmix and resample an array to the model rate.
+def to_mono(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Downmix and resample an array to target_rate.
 
     samples: shape = (n_samples,) or (n_samples, n_channels), any sample rate.
-    Returns float32 of shape = (n_samples_at_22050,). Non-finite samples become 0.
+    Returns float32 of shape = (n_samples_at_target_rate,). Non-finite samples become 0.
     """
-    return np.concatenate([np.zeros(0, np.float32), *mono_stream([samples], sample_rate)])
+    return np.concatenate([np.zeros(0, np.float32), *mono_stream([samples], sample_rate, target_rate)])
 
 
-def n_frames(n_samples: int) -> int:
-    """Number of STFT frames for a waveform of n_samples at the model rate (no padding)."""
-    return 0 if n_samples < N_FFT else 1 + (n_samples - N_FFT) // HOP_LENGTH
-
-
-@lru_cache(maxsize=1)
-def _window() -> np.ndarray:
+@lru_cache(maxsize=4)
+def _window(n_fft: int) -> np.ndarray:
     # float64 as the README defines it: a float32 window's rounding sets the leakage floor of
     # quiet bins (~150 dB down) and moves their dB values by several dB.
-    return np.hanning(N_FFT)
+    return np.hanning(n_fft)
 
 
-@lru_cache(maxsize=1)
-def _band_edges() -> tuple[np.ndarray, np.ndarray]:
-    """Band edges on the bin axis as (whole bin index, fraction into that bin), N_BANDS + 1 each."""
-    edges = np.arange(N_BANDS + 1) * (N_BINS / N_BANDS)
+@lru_cache(maxsize=4)
+def _band_edges(n_bins: int, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Band edges on the bin axis as (whole bin index, fraction into that bin), n_bands + 1 each."""
+    edges = np.arange(n_bands + 1) * (n_bins / n_bands)
     whole = np.floor(edges).astype(np.intp)
     return whole, edges - whole
 
 
-def pool_bands(db: np.ndarray) -> np.ndarray:
-    """Overlap-weighted band means of bin values, shape (frames, N_BINS) -> (frames, N_BANDS).
+def pool_bands(db: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
+    """Overlap-weighted band means of bin values, shape (frames, n_bins) -> (frames, n_bands).
 
-    Bin i is the unit cell [i, i+1); band b is [b * N_BINS / N_BANDS, (b+1) * N_BINS / N_BANDS).
+    Bin i is the unit cell [i, i+1); band b is [b * n_bins / n_bands, (b+1) * n_bins / n_bands).
     The mean over a band is the difference of the piecewise-constant integral at its edges.
     """
-    whole, frac = _band_edges()
-    padded = np.concatenate([db, np.zeros((db.shape[0], 1))], axis=1)  # the last edge is N_BINS
-    integral = np.zeros((db.shape[0], N_BINS + 2))
+    n_bins = db.shape[1]
+    whole, frac = _band_edges(n_bins, n_bands)
+    padded = np.concatenate([db, np.zeros((db.shape[0], 1))], axis=1)  # the last edge is n_bins
+    integral = np.zeros((db.shape[0], n_bins + 2))
     np.cumsum(padded, axis=1, out=integral[:, 1:])
     at_edges = integral[:, whole] + frac * padded[:, whole]
-    bands: np.ndarray = np.diff(at_edges, axis=1) / (N_BINS / N_BANDS)
+    bands: np.ndarray = np.diff(at_edges, axis=1) / (n_bins / n_bands)
     return bands
 
 
-def power_db_bands(waveform: np.ndarray) -> np.ndarray:
-    """Steps 1-5 of the data README: the dB band grid of a mono 22050 Hz waveform.
+def power_db_bands(waveform: np.ndarray, settings: FrontEndSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """Steps 1-5 of the data README: the dB band grid of a mono waveform at settings.sample_rate.
 
-    waveform: shape = (n_samples,). Returns float32 of shape = (n_frames, N_BANDS).
+    waveform: shape = (n_samples,). Returns float32 of shape = (n_frames, n_bands).
     Bins of zero power take the lowest finite dB value of the whole waveform.
     """
-    total = n_frames(waveform.shape[0])
+    s = settings
+    total = n_frames(waveform.shape[0], s)
     if total == 0:
-        return np.zeros((0, N_BANDS), dtype=np.float32)
+        return np.zeros((0, s.n_bands), dtype=np.float32)
     x = np.ascontiguousarray(waveform, dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH][:total]
-    db = np.empty((total, N_BINS), dtype=np.float64)
+    frames = np.lib.stride_tricks.sliding_window_view(x, s.n_fft)[:: s.hop_length][:total]
+    db = np.empty((total, s.n_bins), dtype=np.float64)
     for start in range(0, total, _FRAMES_PER_CHUNK):
-        chunk = np.multiply(frames[start : start + _FRAMES_PER_CHUNK], _window(), dtype=np.float64)
+        chunk = np.multiply(frames[start : start + _FRAMES_PER_CHUNK], _window(s.n_fft), dtype=np.float64)
         spectrum = np.fft.rfft(chunk, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         with np.errstate(divide="ignore"):
@@ -150,32 +214,22 @@ def power_db_bands(waveform: np.ndarray) -> np.ndarray:
     finite = np.isfinite(db)
     if not finite.all():
         db[~finite] = db[finite].min() if finite.any() else 0.0
-    return pool_bands(db).astype(np.float32)
+    return pool_bands(db, s.n_bands).astype(np.float32)
 
 
-@lru_cache(maxsize=1)
-def log_band_matrix() -> np.ndarray:
-    """Mean over runs of linear bands with log-spaced edges, shape = (N_BANDS, N_LOG_BANDS).
-
-    The lowest linear bands (43 Hz wide) stay single; higher ones are merged, as a mel scale
-    would, so the input spends its width where music's pitch and timbre are.
-    """
-    n = N_LOG_BANDS
-    for n_edges in range(n, 4 * n):  # the smallest geometric grid with n distinct integer edges
-        edges = np.unique(np.round(np.geomspace(1, N_BANDS, n_edges)).astype(int))
-        if len(edges) >= n:
-            break
-    edges = np.concatenate([[0], edges[-n:]])
-    matrix = np.zeros((N_BANDS, n), dtype=np.float32)
+@lru_cache(maxsize=4)
+def log_band_matrix(n_bands: int, edges: tuple[int, ...]) -> np.ndarray:
+    """Mean over each run of linear bands [edges[j], edges[j+1]), shape = (n_bands, len(edges) - 1)."""
+    matrix = np.zeros((n_bands, len(edges) - 1), dtype=np.float32)
     for j, (lo, hi) in enumerate(itertools.pairwise(edges)):
         matrix[lo:hi, j] = 1.0 / (hi - lo)
     return matrix
 
 
-def model_input(grid: np.ndarray) -> np.ndarray:
-    """Grid window -> network input, shape = (n_frames, N_FEATURES).
+def model_input(grid: np.ndarray, settings: FrontEndSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """Grid window -> network input, shape = (n_frames, settings.n_features).
 
-    grid: shape = (n_frames, N_BANDS), dB bands or the shared uint8 arrays. The window is
+    grid: shape = (n_frames, n_bands), dB bands or the shared uint8 arrays. The window is
     standardised as a whole first, so any per-window affine map a * grid + b (a > 0) gives
     the same output; then pooled to log bands, and their frame-to-frame differences (0 for
     frame 0) appended.
@@ -183,31 +237,18 @@ def model_input(grid: np.ndarray) -> np.ndarray:
     g = np.asarray(grid, dtype=np.float32)
     mean, std = float(g.mean(dtype=np.float64)), float(g.std(dtype=np.float64))
     # Pooling first is the same map (the pooling matrix's columns sum to 1), on 4x fewer values.
-    x = (g @ log_band_matrix() - np.float32(mean)) / np.float32(max(std, STD_FLOOR))
-    delta = np.diff(x, axis=0, prepend=x[:1])
-    return np.concatenate([x, delta], axis=1).astype(np.float32)
+    pooled = g @ log_band_matrix(settings.n_bands, settings.log_band_edges)
+    x = (pooled - np.float32(mean)) / np.float32(max(std, settings.std_floor))
+    features = [x, np.diff(x, axis=0, prepend=x[:1])] if settings.deltas else [x]
+    return np.concatenate(features, axis=1, dtype=np.float32)
 
 
-def waveform_features(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Audio array (any rate, any channels) -> model input for its first CLIP_SECONDS.
+def waveform_features(
+    samples: np.ndarray, sample_rate: int, settings: FrontEndSettings = DEFAULT_SETTINGS
+) -> np.ndarray:
+    """Audio array (any rate, any channels) -> model input for its first clip_seconds.
 
-    Returns float32 of shape = (n_frames, N_FEATURES), n_frames <= CLIP_FRAMES.
+    Returns float32 of shape = (n_frames, n_features), n_frames <= settings.clip_frames.
     """
-    waveform = to_mono(samples, sample_rate)[:CLIP_SAMPLES]
-    return model_input(power_db_bands(waveform))
-
-
-def window_starts(total_frames: int, window_frames: int, hop_frames: int) -> list[int]:
-    """Start frames of the analysis windows over a grid of total_frames.
-
-    Windows are window_frames long and hop_frames apart; when the last one leaves a tail
-    uncovered, one more window is aligned to the end, so every window is full length.
-    Audio shorter than one window is a single (shorter) window starting at 0.
-    """
-    if total_frames <= window_frames:
-        return [0]
-    last = total_frames - window_frames
-    starts = list(range(0, last + 1, hop_frames))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
+    waveform = to_mono(samples, sample_rate, settings.sample_rate)[: settings.clip_samples]
+    return model_input(power_db_bands(waveform, settings), settings)

@@ -1,8 +1,8 @@
-"""Running the shipped ONNX model on audio (numpy + onnxruntime; no torch).
+"""Running a genre model's ONNX file on audio (numpy + onnxruntime; no torch).
 
-One implementation of windowing and aggregation, used by the service and the evaluation CLI.
-Long audio is analysed in CLIP_SECONDS windows; the overall genre probabilities are the mean
-of the windows' probabilities.
+One implementation of the front end per model (rebuilt from its card), windowing and
+aggregation, used by the service and the evaluation CLI. The overall probabilities are the
+mean of the windows' probabilities.
 """
 
 from __future__ import annotations
@@ -10,28 +10,31 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
-from model.card import ModelCard, card_path, load_card
-from model.features import (
-    CLIP_FRAMES,
-    FRAME_HOP_SECONDS,
-    HOP_LENGTH,
-    N_FFT,
-    SAMPLE_RATE,
-    model_input,
-    power_db_bands,
-    window_starts,
-)
+from model.card import IncompatibleModelError, ModelCard, card_path, load_card
+from model.features import FrontEndSettings, model_input, power_db_bands
+from model.windows import DEFAULT_HOP_S, Window, plan_windows
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "genre_birnn.onnx"
-DEFAULT_HOP_SECONDS = 15.0  # hop between 30 s analysis windows of long audio
+# The ONNX file's interface, shared by export, runtime and benchmarks.
+INPUT_NAME = "spectrogram"  # float32, shape = (batch, frames, features)
+OUTPUT_NAMES = ("probabilities", "attention")  # (batch, labels), (batch, frames)
+
 ProviderChoice = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+
+
+class Predictor(Protocol):
+    """Anything that maps a batch of model inputs to probabilities and attention."""
+
+    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """inputs: shape = (batch, frames, features) -> ((batch, labels), (batch, frames))."""
+        ...
 
 
 def choose_providers(choice: ProviderChoice, available: list[str] | None = None) -> list[str]:
@@ -49,45 +52,35 @@ def choose_providers(choice: ProviderChoice, available: list[str] | None = None)
 
 
 @dataclass(frozen=True)
-class Window:
-    """One analysis window: its place in the waveform and what the model said of it."""
-
-    start_frame: int
-    n_frames: int
-    probabilities: np.ndarray  # shape = (n_genres,)
-    attention: np.ndarray  # shape = (n_frames,), sums to 1
-
-    @property
-    def start_s(self) -> float:
-        return self.start_frame * HOP_LENGTH / SAMPLE_RATE
-
-    @property
-    def end_s(self) -> float:
-        """End of the last sample the window's frames cover."""
-        return ((self.start_frame + self.n_frames - 1) * HOP_LENGTH + N_FFT) / SAMPLE_RATE
+class ScoredWindow:
+    window: Window
+    probabilities: np.ndarray  # shape = (labels,)
+    attention: np.ndarray  # shape = (window.n_frames,), sums to 1
 
 
 @dataclass(frozen=True)
 class Analysis:
-    probabilities: np.ndarray  # shape = (n_genres,): mean of the windows'
-    windows: list[Window]
+    probabilities: np.ndarray  # shape = (labels,): mean of the windows'
+    windows: list[ScoredWindow]
 
 
-def window_inputs(waveform: np.ndarray, hop_seconds: float) -> tuple[list[int], np.ndarray]:
-    """Mono 22050 Hz waveform -> (window start frames, inputs of shape = (windows, frames, bands))."""
-    grid = power_db_bands(waveform)
-    hop_frames = max(1, round(hop_seconds / FRAME_HOP_SECONDS))
-    starts = window_starts(grid.shape[0], CLIP_FRAMES, hop_frames)
-    return starts, np.stack([model_input(grid[s : s + CLIP_FRAMES]) for s in starts])
+def window_inputs(
+    waveform: np.ndarray, settings: FrontEndSettings, hop_s: float = DEFAULT_HOP_S
+) -> tuple[list[Window], np.ndarray]:
+    """Mono waveform at settings.sample_rate -> (windows, inputs of shape = (windows, frames, features))."""
+    grid = power_db_bands(waveform, settings)
+    windows = plan_windows(waveform.shape[0], settings, hop_s)
+    inputs = [model_input(grid[w.start_frame : w.start_frame + w.n_frames], settings) for w in windows]
+    return windows, np.stack(inputs)
 
 
-def aggregate(starts: list[int], probabilities: np.ndarray, attention: np.ndarray) -> Analysis:
-    windows = [Window(s, attention.shape[1], probabilities[i], attention[i]) for i, s in enumerate(starts)]
-    return Analysis(probabilities.mean(axis=0), windows)
+def aggregate(windows: list[Window], probabilities: np.ndarray, attention: np.ndarray) -> Analysis:
+    scored = [ScoredWindow(w, probabilities[i], attention[i]) for i, w in enumerate(windows)]
+    return Analysis(probabilities.mean(axis=0), scored)
 
 
 class GenreModel:
-    """An ONNX Runtime session of the genre model, with its verified card."""
+    """An ONNX Runtime session of a genre model, with its verified card and its front end."""
 
     def __init__(
         self,
@@ -97,22 +90,31 @@ class GenreModel:
         inter_op_threads: int = 0,
     ) -> None:
         self.card: ModelCard = load_card(card_path(path))
-        self.card.check_compatible()
+        self.front_end: FrontEndSettings = self.card.check_compatible()
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if self.card.onnx_sha256 and digest != self.card.onnx_sha256:
-            raise RuntimeError(f"{path} does not match the sha256 in its model card")
+            raise IncompatibleModelError(f"{path} does not match the sha256 in its model card")
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
         self.session = ort.InferenceSession(str(path), options, providers=choose_providers(providers))
         self.provider: str = self.session.get_providers()[0]
+        width = self.session.get_inputs()[0].shape[-1]
+        if width != self.front_end.n_features:
+            raise IncompatibleModelError(
+                f"the ONNX input has {width} features, its card's front end makes {self.front_end.n_features}"
+            )
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card.labels
 
     def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """inputs: shape = (batch, frames, bands) -> (probabilities (batch, genres), attention (batch, frames))."""
-        probabilities, attention = self.session.run(None, {"spectrogram": inputs.astype(np.float32)})
+        """inputs: shape = (batch, frames, features) -> (probabilities (batch, labels), attention (batch, frames))."""
+        probabilities, attention = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: inputs.astype(np.float32)})
         return probabilities, attention
 
-    def analyse(self, waveform: np.ndarray, hop_seconds: float = DEFAULT_HOP_SECONDS) -> Analysis:
-        """A mono 22050 Hz waveform of at least one STFT frame -> windows and overall probabilities."""
-        starts, inputs = window_inputs(waveform, hop_seconds)
-        return aggregate(starts, *self.predict(inputs))
+    def analyse(self, waveform: np.ndarray, hop_s: float = DEFAULT_HOP_S) -> Analysis:
+        """A mono waveform at the model's sample rate, at least one STFT frame -> windows and probabilities."""
+        windows, inputs = window_inputs(waveform, self.front_end, hop_s)
+        return aggregate(windows, *self.predict(inputs))

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
+from tests.helpers import GTZAN
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,8 @@ def random_crop(grid: np.ndarray, length: int, rng: np.random.Generator) -> np.n
 def quantise(grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Map a random dB range onto 256 levels and round, as the array rendering did."""
     lo, hi = np.percentile(grid, [rng.uniform(0, 2), rng.uniform(98, 100)])
-    return np.round(255 * np.clip((grid - lo) / max(hi - lo, 1e-6), 0, 1))
+    levels: np.ndarray = np.round(255 * np.clip((grid - lo) / max(hi - lo, 1e-6), 0, 1))
+    return levels
 
 
 def mask(x: np.ndarray, axis: int, count: int, max_width: int, fill: float, rng: np.random.Generator) -> None:

@@ -5,6 +5,7 @@
 DIR holds `spectrograms.npz`, `labels.csv` and optionally `audio/<genre>/<clip_id>.<ext>`.
 Every row of labels.csv is scored through the array route; clips with audio also through
 the audio route, which is the service's own pipeline (decode, resample, windows, ONNX).
+`audio_agreement` is the share of those clips whose top genre is the same by both routes.
 The last line printed is one JSON object.
 """
 
@@ -18,23 +19,24 @@ import numpy as np
 
 from model.features import load_audio, model_input, to_mono
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
+from training.accuracy import summary
 from training.data import audio_path, load_arrays, read_labels
-from training.metrics import summary
 
 BATCH = 32
 
 
 def array_predictions(model: GenreModel, grids: list[np.ndarray]) -> np.ndarray:
     top = [
-        model.predict(np.stack([model_input(g) for g in grids[i : i + BATCH]]))[0].argmax(1)
+        model.predict(np.stack([model_input(g, model.front_end) for g in grids[i : i + BATCH]]))[0].argmax(1)
         for i in range(0, len(grids), BATCH)
     ]
     return np.concatenate(top) if top else np.zeros(0, dtype=np.int64)
 
 
 def audio_prediction(model: GenreModel, path: Path) -> int:
+    """The top label of an audio file through the service's pipeline: decode, windows, ONNX."""
     samples, sample_rate = load_audio(str(path))
-    return int(model.analyse(to_mono(samples, sample_rate)).probabilities.argmax())
+    return int(model.analyse(to_mono(samples, sample_rate, model.front_end.sample_rate)).probabilities.argmax())
 
 
 def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | None = None) -> dict[str, object]:

@@ -17,37 +17,39 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from model.card import ModelCard, card_path
-from model.features import N_FEATURES, feature_settings
+from model.card import MemberCard, ModelCard, write_card
+from model.features import N_FEATURES, FrontEndSettings
 from model.labels import GENRES
-from model.network import ExportWrapper, GenreNet, NetworkConfig
+from model.runtime import INPUT_NAME, OUTPUT_NAMES
+from training.artifacts import Checkpoint, RunReport
 from training.evaluate import evaluate
+from training.network import ExportWrapper, GenreNet
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 PARITY_SHAPES = ((1, 11), (1, 344), (4, 344), (4, 100), (1, 1000))  # (batch, frames)
 
 
-def load_network(checkpoint: Path) -> GenreNet:
-    state = torch.load(checkpoint, map_location="cpu")
-    net = GenreNet(NetworkConfig(**state["network"]))
-    net.load_state_dict(state["model"])
-    return net.eval()
+def load_run(run: Path) -> tuple[GenreNet, FrontEndSettings, RunReport]:
+    """A training run's best network, the front end it was trained with, and its report."""
+    checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
+    return net, checkpoint.front_end, RunReport.model_validate_json((run / "report.json").read_text())
 
 
 def export_onnx(model: ExportWrapper, path: Path) -> None:
     """ONNX with dynamic batch and frame axes: spectrogram -> probabilities, attention."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    probabilities, attention = OUTPUT_NAMES
     torch.onnx.export(
         model.eval(),
         (torch.zeros(2, 344, N_FEATURES),),
         str(path),
-        input_names=["spectrogram"],
-        output_names=["probabilities", "attention"],
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
         dynamic_axes={
-            "spectrogram": {0: "batch", 1: "frames"},
-            "probabilities": {0: "batch"},
-            "attention": {0: "batch", 1: "frames"},
+            INPUT_NAME: {0: "batch", 1: "frames"},
+            probabilities: {0: "batch"},
+            attention: {0: "batch", 1: "frames"},
         },
         opset_version=OPSET,
         dynamo=False,
@@ -64,33 +66,44 @@ def parity(model: ExportWrapper, path: Path, seed: int = 0) -> float:
         x = rng.standard_normal((batch, frames, N_FEATURES)).astype(np.float32)
         with torch.no_grad():
             expected = [t.numpy() for t in model(torch.from_numpy(x))]
-        got = session.run(None, {"spectrogram": x})
+        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
         worst = max(worst, *(float(np.abs(e - g).max()) for e, g in zip(expected, got, strict=True)))
     return worst
 
 
-def write_card(runs: list[Path], onnx_path: Path, data: Path, name: str, version: str) -> ModelCard:
-    reports = [json.loads((run / "report.json").read_text()) for run in runs]
+def member_card(report: RunReport) -> MemberCard:
+    return MemberCard(
+        seed=report.seed,
+        network=report.network.to_dict(),
+        best_epoch=report.best_epoch,
+        train_clips=report.train_clips,
+        train_seconds=report.train_seconds,
+        valid_accuracy=report.valid_accuracy,
+        config=report.portable_config(),
+    )
+
+
+def build_card(
+    reports: list[RunReport], front_end: FrontEndSettings, onnx_path: Path, data: Path, name: str, version: str
+) -> ModelCard:
     card = ModelCard(
         name=name,
         version=version,
         labels=list(GENRES),
-        feature_settings=feature_settings(),
-        network={**torch.load(runs[0] / "checkpoint.pt", map_location="cpu")["network"], "members": len(runs)},
-        data_sha256=reports[0]["data_sha256"],
+        feature_settings=front_end,
+        members=[member_card(r) for r in reports],
+        data_sha256=reports[0].data_sha256,
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        baselines=reports[0]["baselines"],
-        training=[{k: r[k] for k in ("train_clips", "best_epoch", "train_seconds", "config")} for r in reports],
+        baselines={k: v.model_dump() for k, v in reports[0].baselines.items()},
     )
-    card_path(onnx_path).write_text(card.model_dump_json(indent=2) + "\n")
+    write_card(card, onnx_path)
     # Measured through the card just written, so the file evaluated is the file shipped.
     card.metrics = {
         "protocol": "fault-filtered GTZAN valid split (artist-disjoint, 197 clips), full 30 s clips; "
         "audio_* on its clips that have real audio, through the service's pipeline",
         "valid": evaluate(data, onnx_path, split="valid"),
-        "members_valid_accuracy": [r["valid_accuracy"] for r in reports],
     }
-    card_path(onnx_path).write_text(card.model_dump_json(indent=2) + "\n")
+    write_card(card, onnx_path)
     return card
 
 
@@ -103,12 +116,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", default="1.0.0")
     args = parser.parse_args(argv)
 
-    model = ExportWrapper(*(load_network(run / "checkpoint.pt") for run in args.run))
+    nets, front_ends, reports = zip(*(load_run(run) for run in args.run), strict=True)
+    if len(set(front_ends)) != 1:
+        raise SystemExit("the runs were trained with different front-end settings; they cannot share one card")
+    model = ExportWrapper(*nets)
     export_onnx(model, args.out)
     worst = parity(model, args.out)
     if worst > PARITY_TOLERANCE:
         raise SystemExit(f"ONNX and torch differ by {worst:.2e} > {PARITY_TOLERANCE}")
-    card = write_card(args.run, args.out, args.data, args.name, args.version)
+    card = build_card(list(reports), front_ends[0], args.out, args.data, args.name, args.version)
     print(json.dumps({"onnx": str(args.out), "parity_max_abs": worst, "valid": card.metrics["valid"]}))
 
 

@@ -1,4 +1,4 @@
-"""The training report: valid metrics of the model and the baselines, confusion-matrix PNG."""
+"""The training report's figures: valid metrics of the model and the baselines, confusion-matrix PNG."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from model.labels import GENRES
-from model.network import GenreNet
+from training.accuracy import confusion, summary
 from training.baselines import logistic_predictions, majority_predictions
 from training.data import Split, load_arrays
-from training.metrics import confusion, summary
-from training.scoring import agreement, evaluate
+from training.network import GenreNet
+from training.scoring import clip_agreement, split_accuracy
 
 
 def plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
@@ -33,16 +33,16 @@ def plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(net: GenreNet, data: Path, valid: Split, valid_audio: Split, out: Path) -> dict[str, object]:
+def valid_figures(net: GenreNet, data: Path, valid: Split, valid_audio: Split, out: Path) -> dict[str, object]:
     labels = np.array(valid.labels)
-    accuracy, probs = evaluate(net, valid)
+    accuracy, probs = split_accuracy(net, valid)
     predictions = probs.argmax(1)
     plot_confusion(confusion(labels, predictions), f"valid accuracy {accuracy:.3f}", out / "confusion.png")
     train = load_arrays(data, "train")
     return {
         "valid_accuracy": accuracy,
         "valid": summary(labels, predictions),
-        "audio_agreement": agreement(net, valid, valid_audio),
+        "clip_agreement": clip_agreement(net, valid, valid_audio),
         "baselines": {
             "majority": summary(labels, majority_predictions(train, len(labels))),
             "logistic_band_stats": summary(labels, logistic_predictions(train, valid)),

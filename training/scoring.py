@@ -1,4 +1,8 @@
-"""Scoring a torch network on full clips: shared by the training loop and its report."""
+"""Scoring a torch network on full clips: shared by the training loop and its report.
+
+These score the network in torch on each clip's first 30 s grid, with no windows; the figures
+of the shipped ONNX file through the service's pipeline come from `training.evaluate`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import numpy as np
 import torch
 
 from model.features import model_input
-from model.network import GenreNet
 from training.data import Split
+from training.network import GenreNet
 
 
 def batches(x: list[np.ndarray], size: int) -> list[np.ndarray]:
@@ -23,14 +27,14 @@ def predict(net: GenreNet, inputs: list[np.ndarray], batch_size: int = 64) -> np
     return np.concatenate(probs) if probs else np.zeros((0, net.config.n_classes), np.float32)
 
 
-def evaluate(net: GenreNet, split: Split) -> tuple[float, np.ndarray]:
+def split_accuracy(net: GenreNet, split: Split) -> tuple[float, np.ndarray]:
     """(accuracy, probabilities) on the full clips of a split."""
     probs = predict(net, [model_input(g) for g in split.grids])
     return float((probs.argmax(1) == np.array(split.labels)).mean()), probs
 
 
-def agreement(net: GenreNet, arrays: Split, audio: Split) -> float | None:
-    """Share of clips whose top genre is the same from the array and the audio route."""
+def clip_agreement(net: GenreNet, arrays: Split, audio: Split) -> float | None:
+    """Share of clips whose top genre is the same from the array and from the audio's first 30 s grid."""
     if not len(audio):
         return None
     index = {clip_id: i for i, clip_id in enumerate(arrays.ids)}

@@ -14,17 +14,20 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.network import GenreNet, NetworkConfig
+from model.features import DEFAULT_SETTINGS
+from training.artifacts import Checkpoint, RunReport
 from training.augment import AugmentConfig, augment
 from training.data import Split, data_hash, load_arrays, load_audio_clips, load_genre_folder
-from training.report import write_report
-from training.scoring import evaluate
+from training.network import GenreNet, NetworkConfig
+from training.report import valid_figures
+from training.scoring import split_accuracy
 
 
 @dataclass
@@ -46,8 +49,10 @@ class TrainConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
-    def to_dict(self) -> dict[str, object]:
-        return json.loads(json.dumps(asdict(self), default=str))
+    def to_dict(self) -> dict[str, Any]:
+        """JSON types only (paths as strings), for checkpoints and reports."""
+        as_json: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return as_json
 
 
 def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
@@ -64,7 +69,7 @@ def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
     return train
 
 
-def train(cfg: TrainConfig) -> dict[str, object]:
+def train(cfg: TrainConfig) -> RunReport:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -83,8 +88,7 @@ def train(cfg: TrainConfig) -> dict[str, object]:
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     labels = np.array(train_set.labels)
-    best: dict[str, object] = {"valid_accuracy": -1.0}
-    since_best = 0
+    best_accuracy, best_epoch, since_best = -1.0, 0, 0
     start = time.time()
 
     for epoch in (bar := tqdm(range(cfg.epochs), desc="train")):
@@ -108,32 +112,33 @@ def train(cfg: TrainConfig) -> dict[str, object]:
             optimizer.step()
             schedule.step()
 
-        accuracy, _ = evaluate(net, valid)
-        bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}", best=f"{best['valid_accuracy']:.3f}")
-        if accuracy > float(best["valid_accuracy"]):  # type: ignore[arg-type]
-            best = {"valid_accuracy": accuracy, "epoch": epoch}
-            since_best = 0
-            torch.save(
-                {"model": net.state_dict(), "network": cfg.network.to_dict(), "config": cfg.to_dict(), "epoch": epoch},
-                cfg.out / "checkpoint.pt",
-            )
+        accuracy, _ = split_accuracy(net, valid)
+        bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}", best=f"{best_accuracy:.3f}")
+        if accuracy > best_accuracy:
+            best_accuracy, best_epoch, since_best = accuracy, epoch, 0
+            checkpoint = Checkpoint(network=cfg.network, front_end=DEFAULT_SETTINGS, config=cfg.to_dict(), epoch=epoch)
+            checkpoint.save(net, cfg.out / "checkpoint.pt")
         else:
             since_best += 1
             if since_best >= cfg.patience:
                 print(f"early stop at epoch {epoch}: no better valid accuracy for {cfg.patience} epochs")
                 break
 
-    net.load_state_dict(torch.load(cfg.out / "checkpoint.pt")["model"])
-    report = write_report(net, cfg.data, valid, valid_audio, cfg.out)
-    report.update(
-        train_clips=len(train_set),
-        best_epoch=best["epoch"],
-        train_seconds=round(time.time() - start, 1),
-        data_sha256=data_hash(cfg.data),
-        config=cfg.to_dict(),
+    _, net = Checkpoint.load(cfg.out / "checkpoint.pt")
+    report = RunReport.model_validate(
+        {
+            **valid_figures(net, cfg.data, valid, valid_audio, cfg.out),
+            "seed": cfg.seed,
+            "train_clips": len(train_set),
+            "best_epoch": best_epoch,
+            "train_seconds": round(time.time() - start, 1),
+            "data_sha256": data_hash(cfg.data),
+            "network": cfg.network,
+            "config": cfg.to_dict(),
+        }
     )
-    (cfg.out / "report.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: report[k] for k in ("valid_accuracy", "audio_agreement", "baselines")}))
+    (cfg.out / "report.json").write_text(report.model_dump_json(indent=2))
+    print(report.model_dump_json(include={"valid_accuracy", "clip_agreement", "baselines"}))
     return report
 
 

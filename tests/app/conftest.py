@@ -6,14 +6,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
 from bench.server import running_server
-
-
-def make_client(**overrides: object) -> TestClient:
-    settings = Settings(providers="cpu", intra_op_threads=1, **overrides)  # type: ignore[arg-type]
-    return TestClient(create_app(settings))
+from tests.helpers import make_client
 
 
 @pytest.fixture(scope="module")

@@ -48,13 +48,13 @@ def test_api_conforms_to_its_schema(server: tuple[str, subprocess.Popen[bytes]])
     no 5xx, and every response matches the schema (status, content type, body)."""
     url, process = server
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert {op.path for op in operations} >= {"/classify", "/health", "/ready", "/metrics"}
     for operation in operations:
 
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
             # Any bytes are a schema-valid upload but few are audio: a 4xx for them is the contract,
             # so schemathesis' "valid data must be accepted" check does not apply; all others do.
             case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.app.test_routes import post, wav_header_claiming
 from tests.audio import FORMATS, encode, encoded, music_like
+from tests.helpers import post, wav_header_claiming
 
 
 def truncated(name: str, fraction: float) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,8 @@ from fastapi.testclient import TestClient
 from model.card import IncompatibleModelError, card_path
 from model.features import CLIP_FRAMES, FRAME_HOP_SECONDS, SAMPLE_RATE
 from model.labels import GENRES
-from tests.app.conftest import make_client
 from tests.audio import FORMATS, encode, encoded, music_like, tone
-from tests.model.test_runtime import copy_model
-
-
-def post(client: TestClient, data: bytes, name: str = "clip.wav", **params: object):  # type: ignore[no-untyped-def]
-    return client.post("/classify", files={"file": (name, data, "application/octet-stream")}, params=params)
+from tests.helpers import copy_model, make_client, post, wav_header_claiming
 
 
 def check_response(body: dict, duration_s: float) -> None:  # type: ignore[type-arg]
@@ -100,14 +94,6 @@ def test_non_finite_samples_and_silence_are_handled(client: TestClient) -> None:
         response = post(client, encode(samples, 22050, "WAV", "FLOAT"))
         assert response.status_code == 200, response.text
         assert sum(g["probability"] for g in response.json()["genres"]) == pytest.approx(1.0, abs=1e-4)
-
-
-def wav_header_claiming(n_bytes: int, rate: int = 44100) -> bytes:
-    """A PCM WAV header whose data chunk claims n_bytes, followed by one second of audio."""
-    header = b"RIFF" + struct.pack("<I", min(n_bytes + 36, 2**32 - 1)) + b"WAVE"
-    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-    header += b"data" + struct.pack("<I", min(n_bytes, 2**32 - 1))
-    return header + (tone(440.0, 1.0, rate) * 32767).astype("<i2").tobytes()
 
 
 @pytest.mark.parametrize(
@@ -191,7 +177,7 @@ def test_not_ready_before_the_model_is_loaded() -> None:
 def test_the_service_refuses_to_start_on_a_mismatched_model_card(tmp_path: Path) -> None:
     path = copy_model(tmp_path)
     card = json.loads(card_path(path).read_text())
-    card["feature_settings"]["n_bands"] = 128
+    card["feature_settings"]["version"] = 99
     card_path(path).write_text(json.dumps(card))
-    with pytest.raises(IncompatibleModelError, match="feature settings"), make_client(model_path=path):
+    with pytest.raises(IncompatibleModelError, match="front-end version 99"), make_client(model_path=path):
         pass

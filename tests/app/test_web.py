@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from model.labels import GENRES
 from tests.audio import encode, music_like
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"

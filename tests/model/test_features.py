@@ -88,23 +88,40 @@ def test_silence_and_non_finite_samples_give_finite_features() -> None:
 
 
 def test_log_band_matrix_covers_every_band_once() -> None:
-    m = F.log_band_matrix()
+    m = F.log_band_matrix(F.N_BANDS, F.DEFAULT_SETTINGS.log_band_edges)
     assert m.shape == (F.N_BANDS, F.N_LOG_BANDS)
     np.testing.assert_allclose(m.sum(0), 1.0, rtol=1e-6)
     assert ((m > 0).sum(1) == 1).all()
 
 
-@pytest.mark.parametrize(
-    ("total", "window", "hop", "starts"),
-    [
-        (100, 344, 172, [0]),
-        (344, 344, 172, [0]),
-        (700, 344, 172, [0, 172, 344, 356]),
-        (860, 344, 172, [0, 172, 344, 516]),
-    ],
-)
-def test_window_starts(total: int, window: int, hop: int, starts: list[int]) -> None:
-    assert F.window_starts(total, window, hop) == starts
+def test_golden_values_of_model_input() -> None:
+    """A fixed random grid through model_input: values recorded once (front-end version 1)."""
+    grid = np.random.default_rng(12345).normal(-40, 12, (20, 256)).astype(np.float32)
+    x = F.model_input(grid)
+    assert x.shape == (20, 128)
+    np.testing.assert_allclose(
+        x[3, [0, 5, 17, 40, 63]], [-0.148602, 0.399267, -1.955290, 0.111042, 0.477661], atol=1e-5
+    )
+    np.testing.assert_allclose(x[7, [64, 70, 100, 127]], [-0.113960, -0.739544, 1.613702, -0.561300], atol=1e-5)
+    assert float(np.abs(x).sum()) == pytest.approx(1612.104, rel=1e-5)
+
+
+def test_settings_round_trip_and_check_their_edges() -> None:
+    s = F.DEFAULT_SETTINGS
+    assert F.FrontEndSettings.model_validate_json(s.model_dump_json()) == s
+    assert (s.n_log_bands, s.n_features, s.clip_frames) == (64, 128, 344)
+    assert s.log_band_edges[:3] == (0, 1, 2) and s.log_band_edges[-2:] == (242, 256)
+    with pytest.raises(ValueError, match="log_band_edges"):
+        F.FrontEndSettings(log_band_edges=(0, 100, 200))  # does not reach n_bands
+
+
+def test_model_input_follows_its_settings() -> None:
+    grid = np.random.default_rng(0).normal(-40, 12, (30, 256)).astype(np.float32)
+    coarse = F.FrontEndSettings(log_band_edges=(0, 64, 128, 256), deltas=False)
+    x = F.model_input(grid, coarse)
+    assert x.shape == (30, 3)
+    standardised = (grid - grid.mean()) / grid.std()
+    np.testing.assert_allclose(x[:, 2], standardised[:, 128:].mean(1), atol=1e-4)
 
 
 def test_shared_arrays_and_audio_route_agree(gtzan) -> None:  # type: ignore[no-untyped-def]

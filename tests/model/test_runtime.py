@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model.card import IncompatibleModelError, card_path, load_card
-from model.features import CLIP_FRAMES, SAMPLE_RATE
+from model.features import SAMPLE_RATE, model_input, to_mono
 from model.labels import GENRES
 from model.runtime import CPU, CUDA, DEFAULT_MODEL_PATH, GenreModel, choose_providers
 from tests.audio import music_like
+from tests.helpers import copy_model
+from training.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def model() -> GenreModel:
+    return GenreModel(providers="cpu", intra_op_threads=1)
 
 
 def test_provider_choice_falls_back_to_cpu() -> None:
@@ -34,40 +40,79 @@ def test_shipped_card_matches_this_front_end_and_model_file() -> None:
     card.check_compatible()
     assert card.labels == list(GENRES)
     assert card.metrics["valid"]["accuracy"] > card.baselines["logistic_band_stats"]["accuracy"]
+    assert len(card.members) >= 1 and all(m.network for m in card.members)
+    text = card_path(DEFAULT_MODEL_PATH).read_text()
+    assert "/tmp/" not in text and "/work/" not in text and "/home/" not in text  # no machine paths
 
 
-def copy_model(tmp_path: Path) -> Path:
-    path = tmp_path / "m.onnx"
-    shutil.copy(DEFAULT_MODEL_PATH, path)
-    shutil.copy(card_path(DEFAULT_MODEL_PATH), card_path(path))
-    return path
+def test_the_shipped_model_gives_the_outputs_it_gave_when_shipped(model: GenreModel) -> None:
+    """Recorded with model 1.2.0 before the front end became settings-driven: a 25 s stereo
+    44.1 kHz clip (one window) through decode-free resampling, front end and ONNX."""
+    analysis = model.analyse(to_mono(music_like(25.0, 44100, seed=3, channels=2), 44100))
+    expected = [0.135292, 0.006695, 0.016897, 0.004155, 0.000805, 0.029961, 0.003847, 0.015993, 0.757188, 0.029166]
+    np.testing.assert_allclose(analysis.probabilities, expected, atol=2e-5)
+    [window] = analysis.windows
+    np.testing.assert_allclose(window.attention[[0, 100, 200]], [0.000652028, 0.000254458, 0.000348645], rtol=1e-3)
 
 
-def test_a_card_with_other_feature_settings_is_refused(tmp_path: Path) -> None:
-    path = copy_model(tmp_path)
+def test_rescoring_the_shipped_model_matches_its_card(model: GenreModel, gtzan: Path) -> None:
+    """The card's valid figures, measured again now on the shared data through today's code."""
+    card_valid = model.card.metrics["valid"]
+    again = evaluate(gtzan, DEFAULT_MODEL_PATH, split="valid")
+    for key in ("n", "accuracy", "per_genre", "audio_n", "audio_accuracy", "audio_agreement"):
+        assert again[key] == card_valid[key], key
+
+
+def edit_card(path: Path, **changes: object) -> None:
     card = json.loads(card_path(path).read_text())
-    card["feature_settings"]["hop_length"] = 512
+    card["feature_settings"].update(changes)
     card_path(path).write_text(json.dumps(card))
-    with pytest.raises(IncompatibleModelError, match="feature settings"):
+
+
+def test_the_front_end_is_rebuilt_from_the_card(tmp_path: Path, model: GenreModel) -> None:
+    """A setting saved in the card is the one used, not the code's default."""
+    path = copy_model(tmp_path)
+    edit_card(path, std_floor=1e3)  # larger than any window's std: inputs shrink, outputs change
+    rebuilt = GenreModel(path, providers="cpu")
+    assert rebuilt.front_end.std_floor == 1e3
+    grid = np.random.default_rng(0).normal(-40, 12, (344, 256)).astype(np.float32)
+    assert not np.allclose(model_input(grid, rebuilt.front_end), model_input(grid, model.front_end))
+    wave = music_like(5.0, SAMPLE_RATE)
+    assert not np.allclose(rebuilt.analyse(wave).probabilities, model.analyse(wave).probabilities, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"version": 99}, "front-end version 99"),
+        ({"deltas": False}, "makes 64"),  # the ONNX file wants 128 features
+        ({"log_band_edges": [0, 10, 5, 256]}, "log_band_edges"),
+        ({"hop_length": "long"}, "hop_length"),
+        ({"mystery": 1}, "mystery"),
+    ],
+)
+def test_a_card_this_code_cannot_serve_is_refused(tmp_path: Path, changes: dict[str, object], reason: str) -> None:
+    path = copy_model(tmp_path)
+    edit_card(path, **changes)
+    with pytest.raises(IncompatibleModelError, match=reason):
         GenreModel(path, providers="cpu")
 
 
 def test_a_model_file_that_does_not_match_its_card_is_refused(tmp_path: Path) -> None:
     path = copy_model(tmp_path)
     path.write_bytes(path.read_bytes() + b"\0")
-    with pytest.raises(RuntimeError, match="sha256"):
+    with pytest.raises(IncompatibleModelError, match="sha256"):
         GenreModel(path, providers="cpu")
 
 
 @pytest.mark.parametrize(("seconds", "n_windows"), [(1.0, 1), (30.0, 1), (60.0, 3), (75.0, 5)])
-def test_analyse_windows_and_aggregates(seconds: float, n_windows: int) -> None:
-    model = GenreModel(providers="cpu")
-    analysis = model.analyse(music_like(seconds, SAMPLE_RATE), hop_seconds=15.0)
+def test_analyse_windows_and_aggregates(model: GenreModel, seconds: float, n_windows: int) -> None:
+    analysis = model.analyse(music_like(seconds, SAMPLE_RATE), hop_s=15.0)
     assert len(analysis.windows) == n_windows
     np.testing.assert_allclose(analysis.probabilities.sum(), 1.0, rtol=1e-5)
     probs = np.stack([w.probabilities for w in analysis.windows])
     np.testing.assert_allclose(analysis.probabilities, probs.mean(0), rtol=1e-6)
     for w in analysis.windows:
         np.testing.assert_allclose(w.attention.sum(), 1.0, rtol=1e-4)
-        assert w.n_frames == min(CLIP_FRAMES, w.attention.shape[0])
-        assert 0 <= w.start_s < w.end_s <= seconds + 1e-6
+        assert w.window.n_frames == w.attention.shape[0]
+        assert 0 <= w.window.start_s < w.window.end_s <= seconds + 1e-6

@@ -7,8 +7,8 @@ import onnxruntime as ort
 import torch
 
 from model.features import N_FEATURES
-from model.network import ExportWrapper, GenreNet, NetworkConfig
 from training.export import PARITY_TOLERANCE, export_onnx, parity
+from training.network import ExportWrapper, GenreNet, NetworkConfig
 
 
 def test_onnx_and_torch_agree_on_several_lengths_and_batches(tmp_path: Path) -> None:

@@ -12,29 +12,41 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.network import NetworkConfig
-from tests.conftest import ROOT
+from model.card import card_path, load_card
+from model.features import DEFAULT_SETTINGS
+from tests.helpers import ROOT
+from training.artifacts import Checkpoint, RunReport
 from training.augment import AugmentConfig
 from training.data import read_labels
 from training.export import main as export_main
+from training.network import NetworkConfig
 from training.train import TrainConfig, parse_args, train
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Path, dict[str, object]]:
+def small_run(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Path, RunReport]:
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(data=gtzan, out=out, epochs=12, patience=12, network=NetworkConfig(hidden=48), seed=0)
     return out, train(cfg)
 
 
-def test_small_model_beats_the_majority_baseline_clearly(small_run: tuple[Path, dict[str, object]]) -> None:
+def test_small_model_beats_the_majority_baseline_clearly(small_run: tuple[Path, RunReport]) -> None:
     out, report = small_run
-    majority = report["baselines"]["majority"]["accuracy"]  # type: ignore[index]
-    assert report["valid_accuracy"] >= majority + 0.2
-    assert (out / "checkpoint.pt").is_file() and (out / "confusion.png").stat().st_size > 10_000
-    saved = json.loads((out / "report.json").read_text())
-    assert set(saved["valid"]["per_genre"]) == set(saved["baselines"]["logistic_band_stats"]["per_genre"])
-    assert saved["config"]["network"]["hidden"] == 48
+    majority = report.baselines["majority"].accuracy
+    assert majority is not None and report.valid_accuracy >= majority + 0.2
+    assert (out / "confusion.png").stat().st_size > 10_000
+    saved = RunReport.model_validate_json((out / "report.json").read_text())
+    assert saved == report
+    assert set(saved.valid.per_genre) == set(saved.baselines["logistic_band_stats"].per_genre)
+    assert saved.network.hidden == 48 and saved.seed == 0
+
+
+def test_the_checkpoint_keeps_its_config_and_front_end(small_run: tuple[Path, RunReport]) -> None:
+    out, report = small_run
+    checkpoint, net = Checkpoint.load(out / "checkpoint.pt")
+    assert checkpoint.network == report.network == net.config
+    assert checkpoint.front_end == DEFAULT_SETTINGS
+    assert checkpoint.epoch == report.best_epoch and checkpoint.config["seed"] == 0
 
 
 def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None:
@@ -55,12 +67,16 @@ def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None
                 shutil.copy(path, dst / "audio" / r["genre"] / path.name)
 
 
-def test_export_and_evaluation_cli(small_run: tuple[Path, dict[str, object]], gtzan: Path, tmp_path: Path) -> None:
+def test_export_and_evaluation_cli(small_run: tuple[Path, RunReport], gtzan: Path, tmp_path: Path) -> None:
     out, _ = small_run
     onnx = tmp_path / "small.onnx"
     export_main(["--run", str(out), "--out", str(onnx), "--data", str(gtzan)])
-    card = json.loads(onnx.with_suffix(".json").read_text())
-    assert card["metrics"]["valid"]["n"] == 197 and card["data_sha256"]
+    card = load_card(card_path(onnx))
+    assert card.metrics["valid"]["n"] == 197 and card.data_sha256
+    [member] = card.members
+    assert member.network["hidden"] == 48 and member.seed == 0
+    assert "data" not in member.config and "out" not in member.config  # no machine paths
+    assert str(out) not in card_path(onnx).read_text()
 
     ids = ["blues.00000", "classical.00001", "metal.00003", "rock.00005", "jazz.00010", "pop.00010"]
     audio_ids = [i for i in ids if any((gtzan / "audio").glob(f"*/{i}.*"))]

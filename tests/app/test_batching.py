@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.inference import BatchingEngine
+from app.batching import BatchingEngine
 from model.features import N_FEATURES
 
 
@@ -43,7 +43,7 @@ async def run(engine: BatchingEngine, jobs: list[np.ndarray]) -> list[tuple[np.n
 
 def test_concurrent_requests_are_batched_and_split_back() -> None:
     model = RecordingModel()
-    engine = BatchingEngine(model, max_batch_windows=32, batch_wait_ms=50)  # type: ignore[arg-type]
+    engine = BatchingEngine(model, max_batch_windows=32, batch_wait_ms=50)
     jobs = [windows(1, 1), windows(2, 3), windows(3, 2), windows(4, 1, frames=100)]
     results = asyncio.run(run(engine, jobs))
     for job, (probabilities, attention) in zip(jobs, results, strict=True):
@@ -56,7 +56,7 @@ def test_concurrent_requests_are_batched_and_split_back() -> None:
 
 def test_long_requests_are_run_in_chunks_of_the_batch_limit() -> None:
     model = RecordingModel()
-    engine = BatchingEngine(model, max_batch_windows=4, batch_wait_ms=0)  # type: ignore[arg-type]
+    engine = BatchingEngine(model, max_batch_windows=4, batch_wait_ms=0)
     [(probabilities, _)] = asyncio.run(run(engine, [windows(7, 10)]))
     assert [shape[0] for shape in model.batches] == [4, 4, 2]
     assert probabilities.shape == (10, 10)
@@ -64,7 +64,7 @@ def test_long_requests_are_run_in_chunks_of_the_batch_limit() -> None:
 
 def test_a_failed_inference_fails_its_requests_not_the_engine() -> None:
     model = RecordingModel(fail=True)
-    engine = BatchingEngine(model, max_batch_windows=8, batch_wait_ms=0)  # type: ignore[arg-type]
+    engine = BatchingEngine(model, max_batch_windows=8, batch_wait_ms=0)
 
     async def scenario() -> None:
         engine.start()
@@ -80,7 +80,7 @@ def test_a_failed_inference_fails_its_requests_not_the_engine() -> None:
 
 def test_a_cancelled_request_does_not_stop_the_others() -> None:
     model = RecordingModel()
-    engine = BatchingEngine(model, max_batch_windows=8, batch_wait_ms=20)  # type: ignore[arg-type]
+    engine = BatchingEngine(model, max_batch_windows=8, batch_wait_ms=20)
 
     async def scenario() -> None:
         engine.start()

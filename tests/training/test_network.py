@@ -8,7 +8,7 @@ import torch
 
 from model.features import N_FEATURES
 from model.labels import N_GENRES
-from model.network import N_COARSE_BANDS, BandCoVariation, ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
+from training.network import N_COARSE_BANDS, BandCoVariation, ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
 
 ENCODERS = get_args(FrameEncoder)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app import metrics
-from model.runtime import GenreModel
+from model.runtime import Predictor
 
 
 @dataclass
@@ -27,7 +27,7 @@ class _Job:
 
 
 class BatchingEngine:
-    def __init__(self, model: GenreModel, max_batch_windows: int, batch_wait_ms: float) -> None:
+    def __init__(self, model: Predictor, max_batch_windows: int, batch_wait_ms: float) -> None:
         self.model = model
         self.max_batch = max_batch_windows
         self.wait_s = batch_wait_ms / 1000

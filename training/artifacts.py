@@ -1,0 +1,66 @@
+"""The typed files a training run writes: its checkpoint and its report.
+
+Both are validated when read back, so export never trusts a dict of whatever a run wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from model.features import FrontEndSettings
+from training.network import GenreNet, NetworkConfig
+
+
+class Checkpoint(BaseModel):
+    """What a run keeps of its best epoch, besides the weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: NetworkConfig
+    front_end: FrontEndSettings
+    config: dict[str, Any]  # the run's TrainConfig
+    epoch: int
+
+    def save(self, net: GenreNet, path: Path) -> None:
+        torch.save({"meta": self.model_dump(mode="json"), "model": net.state_dict()}, path)
+
+    @staticmethod
+    def load(path: Path) -> tuple[Checkpoint, GenreNet]:
+        """The checkpoint's metadata and its network, in eval mode."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        meta = Checkpoint.model_validate(state["meta"])
+        net = GenreNet(meta.network)
+        net.load_state_dict(state["model"])
+        return meta, net.eval()
+
+
+class AccuracySummary(BaseModel):
+    accuracy: float | None
+    n: int
+    per_genre: dict[str, float | None]
+
+
+class RunReport(BaseModel):
+    """report.json of a run: its valid figures against the baselines, and how it was trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    valid_accuracy: float
+    valid: AccuracySummary
+    clip_agreement: float | None  # torch, first 30 s of each audio clip against its array
+    baselines: dict[str, AccuracySummary]
+    train_clips: int
+    best_epoch: int
+    train_seconds: float
+    data_sha256: str
+    network: NetworkConfig
+    config: dict[str, Any]  # the run's TrainConfig, paths included (a local file)
+
+    def portable_config(self) -> dict[str, Any]:
+        """The config without machine paths or the network (recorded on its own), for the card."""
+        return {k: v for k, v in self.config.items() if k not in ("data", "out", "audio_folder", "network")}
