@@ -69,6 +69,29 @@ def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
     return train
 
 
+def get_batch(
+    train_set: Split, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Augmented inputs of one random crop length, shape = (batch, frames, features), and labels."""
+    length = int(rng.integers(cfg.augment.min_crop_frames, cfg.augment.max_crop_frames + 1))
+    x = np.stack([augment(train_set.grids[j], length, cfg.augment, rng) for j in idx])
+    return x, torch.tensor([train_set.labels[j] for j in idx])
+
+
+def batch_loss(
+    net: GenreNet, x: np.ndarray, y: torch.Tensor, loss_fn: nn.Module, mixup: float, rng: np.random.Generator
+) -> torch.Tensor:
+    """The loss of a batch, with mixup of random pairs when mixup > 0 (Beta(mixup, mixup) weights)."""
+    if mixup <= 0:
+        logits, _ = net(torch.from_numpy(x))
+        loss: torch.Tensor = loss_fn(logits, y)
+        return loss
+    lam, perm = float(rng.beta(mixup, mixup)), rng.permutation(len(y))
+    logits, _ = net(torch.from_numpy(lam * x + (1 - lam) * x[perm]))
+    mixed: torch.Tensor = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
+    return mixed
+
+
 def train(cfg: TrainConfig) -> RunReport:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -87,7 +110,6 @@ def train(cfg: TrainConfig) -> RunReport:
         optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    labels = np.array(train_set.labels)
     best_accuracy, best_epoch, since_best = -1.0, 0, 0
     start = time.time()
 
@@ -95,19 +117,10 @@ def train(cfg: TrainConfig) -> RunReport:
         net.train()
         order = rng.permutation(len(train_set))
         for i in range(0, len(order), cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
-            length = int(rng.integers(cfg.augment.min_crop_frames, cfg.augment.max_crop_frames + 1))
-            x = np.stack([augment(train_set.grids[j], length, cfg.augment, rng) for j in idx])
-            y = torch.from_numpy(labels[idx])
-            if cfg.mixup > 0:
-                lam, perm = float(rng.beta(cfg.mixup, cfg.mixup)), rng.permutation(len(idx))
-                logits, _ = net(torch.from_numpy(lam * x + (1 - lam) * x[perm]))
-                loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
-            else:
-                logits, _ = net(torch.from_numpy(x))
-                loss = loss_fn(logits, y)
+            x, y = get_batch(train_set, order[i : i + cfg.batch_size], cfg, rng)
+            loss = batch_loss(net, x, y, loss_fn, cfg.mixup, rng)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             schedule.step()
