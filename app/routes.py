@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
-from app.decode import AudioError
 from app.schemas import ClassifyResponse, ErrorResponse, Health
 from app.service import Classifier
+from model.audio import FORMATS_FOR_HUMANS, AudioError
 from model.labels import N_GENRES
 
 STATIC = Path(__file__).parent / "static"
@@ -41,7 +41,7 @@ LoadedClassifier = Annotated[Classifier | None, Depends(loaded_classifier)]
     response_model=ClassifyResponse,
     responses={
         413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
-        415: {"model": ErrorResponse, "description": "not decodable as a supported audio format"},
+        415: {"model": ErrorResponse, "description": "not audio in a supported format"},
         422: {"model": ErrorResponse, "description": "missing file, empty file or audio too short"},
         503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
     },
@@ -49,7 +49,7 @@ LoadedClassifier = Annotated[Classifier | None, Depends(loaded_classifier)]
 )
 async def classify(
     classifier: ReadyClassifier,
-    file: Annotated[UploadFile, File(description="WAV, FLAC, OGG (Vorbis/Opus), MP3 or AIFF; any rate/channels")],
+    file: Annotated[UploadFile, File(description=f"{FORMATS_FOR_HUMANS}; any sample rate and channel count")],
     top_k: Annotated[int, Query(ge=1, le=N_GENRES, description="how many genres to return")] = N_GENRES,
     attention: Annotated[bool, Query(description="include per-frame attention weights")] = True,
 ) -> ClassifyResponse:

@@ -10,8 +10,8 @@ import numpy as np
 from app import metrics
 from app.batching import BatchingEngine
 from app.config import Settings
-from app.decode import DecodedAudio, decode
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
+from model.audio import DecodedAudio, decode
 from model.runtime import GenreModel, aggregate, window_inputs
 from model.windows import Window
 
@@ -44,7 +44,7 @@ class Classifier:
 
     def _prepare(self, data: bytes) -> tuple[DecodedAudio, list[Window], np.ndarray]:
         front_end = self.model.front_end
-        audio = decode(data, self.settings.min_duration_s, self.settings.max_duration_s, front_end.sample_rate)
+        audio = decode(data, front_end.sample_rate, self.settings.min_duration_s, self.settings.max_duration_s)
         windows, inputs = window_inputs(audio.waveform, front_end, self.settings.window_hop_s)
         return audio, windows, inputs
 

@@ -28,17 +28,16 @@ import onnxruntime as ort
 import torch
 
 from bench.common import timed, wav_clip, write
+from model.audio import decode
 from model.card import card_path, load_card
 from model.features import (
     CLIP_SAMPLES,
     HOP_LENGTH,
     N_FFT,
     SAMPLE_RATE,
-    load_audio,
     model_input,
     pool_bands,
     power_db_bands,
-    to_mono,
 )
 from model.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, GenreModel, window_inputs
 from training.export import export_onnx
@@ -67,18 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     model = GenreModel(providers="cpu", intra_op_threads=1, inter_op_threads=1)
     clips = [wav_clip(30.0, seed, rate=SAMPLE_RATE, channels=1) for seed in range(args.clips)]
     clip = clips[0]
-    samples, rate = load_audio(io.BytesIO(clip))
-    waveform = to_mono(samples, rate)
+    waveform = decode(clip).waveform
     x = model_input(power_db_bands(waveform))[None]
-    cd_samples, cd_rate = load_audio(io.BytesIO(wav_clip(30.0, rate=44100, channels=2)))
+    cd_clip = wav_clip(30.0, rate=44100, channels=2)
 
     stages = {
-        "decode": timed(lambda: to_mono(*load_audio(io.BytesIO(clip))), args.repeat),
+        "decode": timed(lambda: decode(clip), args.repeat),
         "front_end": timed(lambda: model_input(power_db_bands(waveform)), args.repeat),
         "inference": timed(lambda: model.predict(x), args.repeat),
     }
     total_cpu = sum(cpu for _, cpu in stages.values())
-    stages["resample_cd_format"] = timed(lambda: to_mono(cd_samples, cd_rate), args.repeat)
+    stages["decode_and_resample_cd_format"] = timed(lambda: decode(cd_clip), args.repeat)
 
     torch_model = shipped_architecture()
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,11 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         onnx_time = timed(lambda: same.run(None, {INPUT_NAME: x}), args.repeat)
     with torch.no_grad():
         torch_time = timed(lambda: torch_model(torch.from_numpy(x)), args.repeat)
-    ours_front = timed(lambda: model_input(power_db_bands(to_mono(*load_audio(io.BytesIO(clip))))), args.repeat)
+    ours_front = timed(lambda: model_input(power_db_bands(decode(clip).waveform)), args.repeat)
     librosa_front = timed(lambda: librosa_front_end(clip), args.repeat)
 
     def pipeline_batched() -> None:
-        inputs = np.concatenate([window_inputs(to_mono(*load_audio(io.BytesIO(c))), model.front_end)[1] for c in clips])
+        inputs = np.concatenate([window_inputs(decode(c).waveform, model.front_end)[1] for c in clips])
         for i in range(0, len(inputs), 32):
             model.predict(inputs[i : i + 32])
 
@@ -104,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     batch32 = timed(lambda: model.predict(windows), max(1, args.repeat // 2))
 
     def analyse(data: bytes) -> None:
-        model.analyse(to_mono(*load_audio(io.BytesIO(data))))
+        model.analyse(decode(data).waveform)
 
     lengths = {}
     for seconds in (10, 30, 60, 120, 300, 600):

@@ -12,10 +12,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
-import soundfile as sf
 import soxr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -116,15 +115,6 @@ CLIP_FRAMES = DEFAULT_SETTINGS.clip_frames  # 344
 FRAME_HOP_SECONDS = DEFAULT_SETTINGS.frame_hop_s
 
 _FRAMES_PER_CHUNK = 512  # bounds the STFT's working memory on long audio
-
-
-def load_audio(source: str | BinaryIO) -> tuple[np.ndarray, int]:
-    """Decode a whole audio file (path or file object) with libsndfile.
-
-    Returns (samples, sample_rate), samples float32 of shape = (n_samples, n_channels).
-    """
-    samples, sample_rate = sf.read(source, dtype="float32", always_2d=True)
-    return samples, int(sample_rate)
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:

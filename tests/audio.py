@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 
+import av
 import numpy as np
 import soundfile as sf
 
-FORMATS = {  # name -> (libsndfile format, subtype, sample rate it supports)
+SNDFILE_FORMATS = {  # name -> (libsndfile format, subtype, sample rate it supports)
     "wav": ("WAV", "PCM_16", 44100),
     "wav_float": ("WAV", "FLOAT", 44100),
     "flac": ("FLAC", "PCM_16", 44100),
@@ -16,6 +18,13 @@ FORMATS = {  # name -> (libsndfile format, subtype, sample rate it supports)
     "mp3": ("MP3", "MPEG_LAYER_III", 44100),
     "aiff": ("AIFF", "PCM_16", 44100),
 }
+FFMPEG_FORMATS = {  # name -> (FFmpeg container, codec, sample rate): what phones and browsers record
+    "m4a": ("ipod", "aac", 44100),
+    "webm": ("webm", "libopus", 48000),
+    "mp3_lame": ("mp3", "libmp3lame", 44100),
+    "mka_flac": ("matroska", "flac", 44100),
+}
+FORMATS = sorted({*SNDFILE_FORMATS, *FFMPEG_FORMATS})
 
 
 def tone(freq_hz: float, seconds: float, sample_rate: int, channels: int = 1, amplitude: float = 0.3) -> np.ndarray:
@@ -42,7 +51,34 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str = "WAV", subtype: str
     return buffer.getvalue()
 
 
+def encode_ffmpeg(samples: np.ndarray, sample_rate: int, container: str, codec: str, bit_rate: int = 0) -> bytes:
+    """Encode with PyAV's FFmpeg in memory. samples: shape = (n,) or (n, channels)."""
+    planar = np.atleast_2d(np.asarray(samples, np.float32).T)  # (channels, n)
+    layout = {1: "mono", 2: "stereo"}.get(planar.shape[0], f"{planar.shape[0]}c")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        formats = stream.codec_context.codec.audio_formats or []
+        sample_format = "fltp" if "fltp" in [f.name for f in formats] else formats[0].name
+        frame_size = stream.codec_context.frame_size or None  # codecs with fixed frames want them cut so
+        resampler = av.AudioResampler(format=sample_format, layout=layout, rate=sample_rate, frame_size=frame_size)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar), format="fltp", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
+        for converted in [*resampler.resample(frame), *resampler.resample(None)]:
+            for packet in stream.encode(converted):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
 def encoded(name: str, seconds: float = 2.0, channels: int = 1) -> bytes:
     """A clip in one of FORMATS at that format's sample rate."""
-    fmt, subtype, rate = FORMATS[name]
+    if name in FFMPEG_FORMATS:
+        container, codec, rate = FFMPEG_FORMATS[name]
+        return encode_ffmpeg(music_like(seconds, rate, channels=channels), rate, container, codec)
+    fmt, subtype, rate = SNDFILE_FORMATS[name]
     return encode(music_like(seconds, rate, channels=channels), rate, fmt, subtype)

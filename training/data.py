@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.features import CLIP_SAMPLES, load_audio, power_db_bands, to_mono
+from model.audio import AUDIO_SUFFIXES, decode_file
+from model.features import CLIP_SAMPLES, power_db_bands
 from model.labels import GENRE_INDEX
-
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
 
 @dataclass
@@ -65,8 +64,7 @@ def audio_path(data_dir: Path, genre: str, clip_id: str) -> Path | None:
 
 def audio_grid(path: Path) -> np.ndarray:
     """dB-band grid of the first 30 s of an audio file (the README's steps 1-5)."""
-    samples, sample_rate = load_audio(str(path))
-    return power_db_bands(to_mono(samples, sample_rate)[:CLIP_SAMPLES])
+    return power_db_bands(decode_file(path).waveform[:CLIP_SAMPLES])
 
 
 def load_audio_clips(data_dir: Path, split: str | None = None) -> Split:

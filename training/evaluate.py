@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.features import load_audio, model_input, to_mono
+from model.audio import decode_file
+from model.features import model_input
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from training.accuracy import summary
 from training.data import audio_path, load_arrays, read_labels
@@ -35,8 +36,8 @@ def array_predictions(model: GenreModel, grids: list[np.ndarray]) -> np.ndarray:
 
 def audio_prediction(model: GenreModel, path: Path) -> int:
     """The top label of an audio file through the service's pipeline: decode, windows, ONNX."""
-    samples, sample_rate = load_audio(str(path))
-    return int(model.analyse(to_mono(samples, sample_rate, model.front_end.sample_rate)).probabilities.argmax())
+    waveform = decode_file(path, model.front_end.sample_rate).waveform
+    return int(model.analyse(waveform).probabilities.argmax())
 
 
 def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | None = None) -> dict[str, object]:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from app.decode import AudioError, DecodedAudio, decode
+from model.audio import AudioError, DecodedAudio, decode
 from tests.audio import FORMATS, encoded
 
 SEEDS = {name: encoded(name, seconds=1.5) for name in FORMATS}

@@ -16,14 +16,14 @@ from tests.audio import FORMATS, encode, encoded, music_like, tone
 from tests.helpers import copy_model, make_client, post, wav_header_claiming
 
 
-def check_response(body: dict, duration_s: float) -> None:  # type: ignore[type-arg]
+def check_response(body: dict, duration_s: float, tolerance_s: float = 0.01) -> None:  # type: ignore[type-arg]
     probs = [g["probability"] for g in body["genres"]]
     assert [g["genre"] for g in body["genres"]] and set(g["genre"] for g in body["genres"]) <= set(GENRES)
     assert probs == sorted(probs, reverse=True)
     assert body["top_genre"] == body["genres"][0]["genre"]
-    assert body["duration_s"] == pytest.approx(duration_s, abs=0.01)
+    assert body["duration_s"] == pytest.approx(duration_s, abs=tolerance_s)
     for segment in body["segments"]:
-        assert 0 <= segment["start_s"] < segment["end_s"] <= duration_s + 1e-3
+        assert 0 <= segment["start_s"] < segment["end_s"] <= duration_s + tolerance_s
         seg_probs = [g["probability"] for g in segment["genres"]]
         assert seg_probs == sorted(seg_probs, reverse=True)
         assert segment["top_genre"] == segment["genres"][0]["genre"]
@@ -54,7 +54,7 @@ def test_classify_a_clip(client: TestClient) -> None:
 def test_every_supported_format(client: TestClient, name: str) -> None:
     response = post(client, encoded(name, seconds=3.0), name=f"clip.{name}")
     assert response.status_code == 200, response.text
-    check_response(response.json(), 3.0)
+    check_response(response.json(), 3.0, tolerance_s=0.05)  # lossy codecs pad their last frame
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (16000, 8), (96000, 2), (192000, 1)])

@@ -1,0 +1,190 @@
+"""The one audio route: every file the project reads (uploads, training clips, evaluation,
+benchmarks) is decoded here, into a mono waveform at the model's rate.
+
+- libsndfile decodes WAV, FLAC, AIFF and Ogg (Vorbis, Opus): the fastest path for them.
+- PyAV (its wheel carries FFmpeg) decodes the rest: MP3, AAC/M4A, WebM/Matroska (Opus,
+  Vorbis), and whatever else FFmpeg knows. A file libsndfile fails on is tried there too.
+
+Both read from memory (no temporary files), block by block. Each block is downmixed and
+resampled as it streams, so memory follows the output rather than the source's channels or
+rate, and decoding stops as soon as the duration limit is passed.
+
+Nothing is written raw to stderr: MP3 goes to FFmpeg rather than libsndfile's mpg123 (which
+prints), and FFmpeg's log callback stays off, as PyAV leaves it, because that callback can
+deadlock threaded decoding. A file that breaks off mid-stream keeps the audio decoded before
+the break, and says so as a warning on the `model.audio` logger.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+
+from model.features import SAMPLE_RATE, mono_stream
+
+BLOCK_FRAMES = 1 << 16  # libsndfile block, in frames
+MIN_SAMPLE_RATE = 1_000  # Hz; below this a header is more likely wrong than right
+MAX_SAMPLE_RATE = 768_000  # Hz
+# Containers libsndfile reads best; everything else starts with FFmpeg.
+SNDFILE_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"FORM", b"OggS")
+log = logging.getLogger("model.audio")
+FORMATS_FOR_HUMANS = "WAV, FLAC, AIFF, OGG (Vorbis, Opus), MP3, AAC/M4A or WebM"
+# File names taken for audio when folders are walked (the bytes still decide how they decode).
+AUDIO_SUFFIXES = (
+    *(".wav", ".flac", ".aiff", ".aif", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac"),
+    *(".webm", ".mka", ".au", ".wma"),
+)
+
+
+class AudioError(ValueError):
+    """Bad audio from the client; `status` is the HTTP status to answer with."""
+
+    status = 422
+
+
+class UnsupportedAudio(AudioError):
+    status = 415
+
+
+class AudioTooLong(AudioError):
+    status = 413
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    waveform: np.ndarray  # shape = (n_samples,), mono, float32, at the target rate
+    sample_rate: int  # of the source
+    channels: int  # of the source
+    duration_s: float  # of the source
+
+
+def too_long(duration_s: float, max_duration_s: float) -> str:
+    return f"audio is longer than the maximum of {max_duration_s:g} s (at least {duration_s:.1f} s)"
+
+
+class _Upload(io.BytesIO):
+    """The bytes as a file. Hostile headers can make a decoder seek before the start, which
+    BytesIO refuses only for absolute seeks (relative ones clamp to 0); clamp those too,
+    rather than let the error escape into a C callback."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return super().seek(max(offset, 0) if whence == io.SEEK_SET else offset, whence)
+
+
+class _Source:
+    """One decoder's stream of blocks, shape = (frames, channels), with what it has read so far."""
+
+    def __init__(self, sample_rate: int, channels: int, declared_s: float | None, blocks: Iterable[np.ndarray]):
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise UnsupportedAudio(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+        if channels < 1:
+            raise UnsupportedAudio("the audio stream has no channels")
+        self.sample_rate, self.channels, self.declared_s = sample_rate, channels, declared_s
+        self._blocks = blocks
+        self.frames_read = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self._blocks:
+            self.frames_read += block.shape[0]
+            yield block
+
+    @property
+    def seconds_read(self) -> float:
+        return self.frames_read / self.sample_rate
+
+
+def _sndfile_blocks(f: sf.SoundFile) -> Iterator[np.ndarray]:
+    yield from f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)
+
+
+def _ffmpeg_blocks(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[np.ndarray]:
+    # Planar float whatever the codec's sample format; rate and layout stay the stream's.
+    resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+    for frame in container.decode(stream):
+        for converted in resampler.resample(frame):
+            yield converted.to_ndarray().T  # (channels, n) -> (n, channels)
+
+
+def _read(source: _Source, target_rate: int, max_duration_s: float) -> np.ndarray:
+    """Downmix and resample the source's blocks as they come, stopping past max_duration_s."""
+    # Headers can lie (or not know) about length, so the limit is also kept while reading.
+    if source.declared_s is not None and source.declared_s > max_duration_s:
+        raise AudioTooLong(too_long(source.declared_s, max_duration_s))
+    parts = []
+    try:
+        for block in mono_stream(source, source.sample_rate, target_rate):
+            parts.append(block)
+            if source.seconds_read > max_duration_s:
+                raise AudioTooLong(too_long(source.seconds_read, max_duration_s))
+    except AudioError:
+        raise
+    except Exception as e:  # damaged data past a good start: keep the good part, and say so
+        if not parts:
+            raise
+        fields = {"decoded_s": round(source.seconds_read, 3), "reason": type(e).__name__}
+        log.warning("the audio breaks off; using what decoded before the break", extra={"fields": fields})
+    return np.concatenate([np.zeros(0, np.float32), *parts])
+
+
+def _decode_sndfile(data: bytes, target_rate: int, max_duration_s: float) -> DecodedAudio:
+    with sf.SoundFile(_Upload(data)) as f:
+        declared = f.frames / f.samplerate if f.frames > 0 and f.samplerate > 0 else None
+        source = _Source(int(f.samplerate), int(f.channels), declared, _sndfile_blocks(f))
+        waveform = _read(source, target_rate, max_duration_s)
+    return DecodedAudio(waveform, source.sample_rate, source.channels, source.seconds_read)
+
+
+def _decode_ffmpeg(data: bytes, target_rate: int, max_duration_s: float) -> DecodedAudio:
+    with av.open(_Upload(data), mode="r", metadata_errors="ignore") as container:
+        if not container.streams.audio:
+            raise UnsupportedAudio("the file has no audio stream")
+        stream = container.streams.audio[0]
+        declared = container.duration / av.time_base if container.duration and container.duration > 0 else None
+        channels = stream.codec_context.channels
+        source = _Source(int(stream.rate or 0), int(channels), declared, _ffmpeg_blocks(container, stream))
+        waveform = _read(source, target_rate, max_duration_s)
+    return DecodedAudio(waveform, source.sample_rate, source.channels, source.seconds_read)
+
+
+def decode(
+    data: bytes,
+    target_rate: int = SAMPLE_RATE,
+    min_duration_s: float = 0.0,
+    max_duration_s: float = math.inf,
+) -> DecodedAudio:
+    """Audio file bytes, any supported format, rate and channel count -> mono waveform at target_rate.
+
+    Raises AudioError (422: empty, shorter than min_duration_s), UnsupportedAudio (415: not audio
+    in a supported format, rate out of range) or AudioTooLong (413: past max_duration_s), each
+    with a message for humans.
+    """
+    if not data:
+        raise AudioError("the uploaded file is empty")
+    decoders = [_decode_sndfile, _decode_ffmpeg] if data[:4] in SNDFILE_MAGIC else [_decode_ffmpeg]
+    audio = None
+    for decoder in decoders:
+        try:
+            audio = decoder(data, target_rate, max_duration_s)
+            break
+        except AudioError:
+            raise
+        except Exception:  # a decoder's reasons (LibsndfileError, av.FFmpegError, ...) mean "not this way"
+            continue
+    if audio is None:
+        raise UnsupportedAudio(f"the file could not be decoded as audio; supported formats are {FORMATS_FOR_HUMANS}")
+    if audio.duration_s < min_duration_s:
+        raise AudioError(f"audio is {audio.duration_s:.3f} s long; the minimum is {min_duration_s:g} s")
+    return audio
+
+
+def decode_file(path: Path, target_rate: int = SAMPLE_RATE, max_duration_s: float = math.inf) -> DecodedAudio:
+    """decode() of a file on disk."""
+    return decode(path.read_bytes(), target_rate, max_duration_s=max_duration_s)
