@@ -53,8 +53,8 @@ async def classify(
     top_k: Annotated[int, Query(ge=1, le=N_GENRES, description="how many genres to return")] = N_GENRES,
     attention: Annotated[bool, Query(description="include per-frame attention weights")] = True,
 ) -> ClassifyResponse:
-    """Audio longer than 30 s is analysed in 30 s windows (hop `GENRE_WINDOW_HOP_S`); the overall
-    probabilities are the mean of the windows' probabilities."""
+    """Audio longer than 30 s is analysed in 30 s windows, at most `GENRE_WINDOW_HOP_S` apart and spread
+    evenly to the end; the overall probabilities count every stretch of audio once."""
     data = await file.read()
     metrics.PAYLOAD_BYTES.observe(len(data))
     try:

@@ -17,7 +17,7 @@ class ModelInfo(BaseModel):
 
 
 class Segment(BaseModel):
-    """One analysis window of CLIP_SECONDS (or the whole clip if shorter)."""
+    """One analysis window of 30 s (a lone window spans the whole clip)."""
 
     start_s: float = Field(description="start of the window in the upload, seconds")
     end_s: float = Field(description="end of the last sample the window's frames cover, seconds")
@@ -35,8 +35,9 @@ class Segment(BaseModel):
 class ClassifyResponse(BaseModel):
     top_genre: str
     genres: list[GenreScore] = Field(
-        description="overall probabilities, sorted descending: the mean of the segments' probabilities "
-        "(all of them sum to 1; top_k may return fewer)"
+        description="overall probabilities, sorted descending: every stretch of audio counts once "
+        "(each frame's probabilities are the mean over the segments covering it, and these are averaged "
+        "over frames); all of them sum to 1, top_k may return fewer"
     )
     duration_s: float = Field(description="duration of the upload, seconds")
     sample_rate: int = Field(description="sample rate of the upload, Hz")

@@ -1,8 +1,8 @@
 """Running a genre model's ONNX file on audio (numpy + onnxruntime; no torch).
 
 One implementation of the front end per model (rebuilt from its card), windowing and
-aggregation, used by the service and the evaluation CLI. The overall probabilities are the
-mean of the windows' probabilities.
+aggregation, used by the service and the evaluation CLI. The overall probabilities weigh every
+stretch of audio once (`model.windows.coverage_weights`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from model.card import IncompatibleModelError, ModelCard, card_path, load_card
 from model.features import FrontEndSettings, model_input, power_db_bands
-from model.windows import DEFAULT_HOP_S, Window, plan_windows
+from model.windows import DEFAULT_HOP_S, Window, coverage_weights, plan_windows
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "genre_birnn.onnx"
 # The ONNX file's interface, shared by export, runtime and benchmarks.
@@ -60,7 +60,7 @@ class ScoredWindow:
 
 @dataclass(frozen=True)
 class Analysis:
-    probabilities: np.ndarray  # shape = (labels,): mean of the windows'
+    probabilities: np.ndarray  # shape = (labels,): the windows', weighed by coverage_weights
     windows: list[ScoredWindow]
 
 
@@ -76,7 +76,8 @@ def window_inputs(
 
 def aggregate(windows: list[Window], probabilities: np.ndarray, attention: np.ndarray) -> Analysis:
     scored = [ScoredWindow(w, probabilities[i], attention[i]) for i, w in enumerate(windows)]
-    return Analysis(probabilities.mean(axis=0), scored)
+    overall: np.ndarray = coverage_weights(windows) @ probabilities
+    return Analysis(overall, scored)
 
 
 class GenreModel:

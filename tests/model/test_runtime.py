@@ -12,6 +12,7 @@ from model.card import IncompatibleModelError, card_path, load_card
 from model.features import SAMPLE_RATE, model_input, to_mono
 from model.labels import GENRES
 from model.runtime import CPU, CUDA, DEFAULT_MODEL_PATH, GenreModel, choose_providers
+from model.windows import coverage_weights
 from tests.audio import music_like
 from tests.helpers import copy_model
 from training.evaluate import evaluate
@@ -111,7 +112,8 @@ def test_analyse_windows_and_aggregates(model: GenreModel, seconds: float, n_win
     assert len(analysis.windows) == n_windows
     np.testing.assert_allclose(analysis.probabilities.sum(), 1.0, rtol=1e-5)
     probs = np.stack([w.probabilities for w in analysis.windows])
-    np.testing.assert_allclose(analysis.probabilities, probs.mean(0), rtol=1e-6)
+    weights = coverage_weights([w.window for w in analysis.windows])
+    np.testing.assert_allclose(analysis.probabilities, weights @ probs, rtol=1e-6)
     for w in analysis.windows:
         np.testing.assert_allclose(w.attention.sum(), 1.0, rtol=1e-4)
         assert w.window.n_frames == w.attention.shape[0]
