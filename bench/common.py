@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_1_2_0 = "197da05"  # the last commit of model 1.2.0 and its front end: the speed reference
+
+
+def file_from_git(commit: str, path: str) -> bytes:
+    """A file as it was at `commit` (needs the git history of the checkout)."""
+    return subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, check=True).stdout
+
+
+def module_from_git(commit: str, path: str, name: str) -> ModuleType:
+    """A self-contained Python module as it was at `commit`, imported under `name`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / f"{name}.py"
+        file.write_bytes(file_from_git(commit, path))
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
 
 
 def wav_clip(seconds: float, seed: int = 0, rate: int = 44100, channels: int = 2) -> bytes:
