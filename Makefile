@@ -45,7 +45,7 @@ pytest: $(DEV_VENV)/.installed browser
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1
 SEEDS := 0 1 2 3
 RUNS := $(addprefix runs/seed,$(SEEDS))
-MODEL_VERSION := 1.2.0
+MODEL_VERSION := 1.3.0
 train: $(DEV_VENV)/.installed
 	$(MAKE) -j2 $(RUNS)
 	$(MAKE) export

@@ -60,7 +60,7 @@ class AudioTooLong(AudioError):
 
 @dataclass(frozen=True)
 class DecodedAudio:
-    waveform: np.ndarray  # shape = (n_samples,), mono, float32, at the target rate
+    waveform: np.ndarray  # shape = (n_samples,), mono, float32, at the target rate (or the source's)
     sample_rate: int  # of the source
     channels: int  # of the source
     duration_s: float  # of the source
@@ -113,14 +113,15 @@ def _ffmpeg_blocks(container: av.container.InputContainer, stream: av.AudioStrea
             yield converted.to_ndarray().T  # (channels, n) -> (n, channels)
 
 
-def _read(source: _Source, target_rate: int, max_duration_s: float) -> np.ndarray:
-    """Downmix and resample the source's blocks as they come, stopping past max_duration_s."""
+def _read(source: _Source, target_rate: int | None, max_duration_s: float) -> np.ndarray:
+    """Downmix and resample the source's blocks as they come (None: keep the source's rate),
+    stopping past max_duration_s."""
     # Headers can lie (or not know) about length, so the limit is also kept while reading.
     if source.declared_s is not None and source.declared_s > max_duration_s:
         raise AudioTooLong(too_long(source.declared_s, max_duration_s))
     parts = []
     try:
-        for block in mono_stream(source, source.sample_rate, target_rate):
+        for block in mono_stream(source, source.sample_rate, target_rate or source.sample_rate):
             parts.append(block)
             if source.seconds_read > max_duration_s:
                 raise AudioTooLong(too_long(source.seconds_read, max_duration_s))
@@ -134,7 +135,7 @@ def _read(source: _Source, target_rate: int, max_duration_s: float) -> np.ndarra
     return np.concatenate([np.zeros(0, np.float32), *parts])
 
 
-def _decode_sndfile(data: bytes, target_rate: int, max_duration_s: float) -> DecodedAudio:
+def _decode_sndfile(data: bytes, target_rate: int | None, max_duration_s: float) -> DecodedAudio:
     with sf.SoundFile(_Upload(data)) as f:
         declared = f.frames / f.samplerate if f.frames > 0 and f.samplerate > 0 else None
         source = _Source(int(f.samplerate), int(f.channels), declared, _sndfile_blocks(f))
@@ -142,7 +143,7 @@ def _decode_sndfile(data: bytes, target_rate: int, max_duration_s: float) -> Dec
     return DecodedAudio(waveform, source.sample_rate, source.channels, source.seconds_read)
 
 
-def _decode_ffmpeg(data: bytes, target_rate: int, max_duration_s: float) -> DecodedAudio:
+def _decode_ffmpeg(data: bytes, target_rate: int | None, max_duration_s: float) -> DecodedAudio:
     with av.open(_Upload(data), mode="r", metadata_errors="ignore") as container:
         if not container.streams.audio:
             raise UnsupportedAudio("the file has no audio stream")
@@ -156,11 +157,12 @@ def _decode_ffmpeg(data: bytes, target_rate: int, max_duration_s: float) -> Deco
 
 def decode(
     data: bytes,
-    target_rate: int = SAMPLE_RATE,
+    target_rate: int | None = SAMPLE_RATE,
     min_duration_s: float = 0.0,
     max_duration_s: float = math.inf,
 ) -> DecodedAudio:
-    """Audio file bytes, any supported format, rate and channel count -> mono waveform at target_rate.
+    """Audio file bytes, any supported format, rate and channel count -> mono waveform at target_rate
+    (None: at the file's own rate).
 
     Raises AudioError (422: empty, shorter than min_duration_s), UnsupportedAudio (415: not audio
     in a supported format, rate out of range) or AudioTooLong (413: past max_duration_s), each
@@ -185,6 +187,6 @@ def decode(
     return audio
 
 
-def decode_file(path: Path, target_rate: int = SAMPLE_RATE, max_duration_s: float = math.inf) -> DecodedAudio:
+def decode_file(path: Path, target_rate: int | None = SAMPLE_RATE, max_duration_s: float = math.inf) -> DecodedAudio:
     """decode() of a file on disk."""
     return decode(path.read_bytes(), target_rate, max_duration_s=max_duration_s)

@@ -45,7 +45,10 @@ class FrontEndSettings(BaseModel):
     """Every setting that shapes the model input. Saved in the model card beside the weights, and
     the front end is rebuilt from the card's copy (as a HuggingFace feature extractor is), so a
     model always gets the input it was trained on. The grid (sample rate to band pooling) is the
-    data README's definition; the rest is how a grid window becomes the network's input."""
+    data README's definition; the rest is how a grid window becomes the network's input.
+
+    The class defaults describe the original front end, so that older cards, which lack the
+    later settings, still load as what they were; DEFAULT_SETTINGS is what training uses now."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -58,8 +61,15 @@ class FrontEndSettings(BaseModel):
     n_bands: int = Field(256, gt=0)  # linear frequency bands of the grid
     band_pooling: Literal["overlap_weighted_mean"] = "overlap_weighted_mean"
     clip_seconds: int = Field(30, gt=0)  # training clip length; the service's analysis window
-    standardise: Literal["per_window"] = "per_window"
+    # Mean and std of the window over its linear bands, or over its log bands (each log band
+    # weighs the same, so a band-limited upload's empty top octave weighs a quarter, not 64 %).
+    standardise: Literal["per_window", "per_window_log_bands"] = "per_window"
     std_floor: float = Field(1e-6, gt=0)  # keeps constant (silent) windows finite
+    # Log bands below hi - floor_spread * (hi - mid) are raised to it, hi and mid being the window's
+    # floor_quantiles (percent): the empty bands of upsampled audio (~140 dB down) become a plateau
+    # where full-band music would have its quietest content. None: no floor.
+    floor_spread: float | None = Field(None, gt=0)
+    floor_quantiles: tuple[float, float] = (99.0, 90.0)
     log_band_edges: tuple[int, ...] = geometric_band_edges(256, 64)
     deltas: bool = True  # append the log bands' frame-to-frame differences
 
@@ -100,7 +110,8 @@ class FrontEndSettings(BaseModel):
         return (self.n_fft / 2) / self.sample_rate
 
 
-DEFAULT_SETTINGS = FrontEndSettings()  # what training uses today
+# What training uses today: robust to band-limited uploads (8-16 kHz, low-pass, low-bitrate codecs).
+DEFAULT_SETTINGS = FrontEndSettings(standardise="per_window_log_bands", floor_spread=3.0)
 # The defaults as constants, for code that trains on (or reasons about) this grid.
 SAMPLE_RATE = DEFAULT_SETTINGS.sample_rate  # Hz
 N_FFT = DEFAULT_SETTINGS.n_fft  # samples per STFT frame
@@ -226,15 +237,21 @@ def log_band_matrix(n_bands: int, edges: tuple[int, ...]) -> np.ndarray:
 def model_input(grid: np.ndarray, settings: FrontEndSettings = DEFAULT_SETTINGS) -> np.ndarray:
     """Grid window -> network input, shape = (n_frames, settings.n_features).
 
-    grid: shape = (n_frames, n_bands), dB bands or the shared uint8 arrays. The window is
-    standardised as a whole first, so any per-window affine map a * grid + b (a > 0) gives
-    the same output; then pooled to log bands, and their frame-to-frame differences (0 for
-    frame 0) appended.
+    grid: shape = (n_frames, n_bands), dB bands or the shared uint8 arrays. Pooled to log bands,
+    raised to the window's floor (if any), and standardised with the window's mean and std; then
+    the log bands' frame-to-frame differences (0 for frame 0) are appended. The floor and the
+    statistics are equivariant, so any per-window affine map a * grid + b (a > 0) gives the same
+    output.
     """
     g = np.asarray(grid, dtype=np.float32)
-    mean, std = float(g.mean(dtype=np.float64)), float(g.std(dtype=np.float64))
-    # Pooling first is the same map (the pooling matrix's columns sum to 1), on 4x fewer values.
     pooled = g @ log_band_matrix(settings.n_bands, settings.log_band_edges)
+    if settings.floor_spread is not None:
+        hi, mid = np.percentile(pooled, settings.floor_quantiles)
+        np.maximum(pooled, np.float32(hi - settings.floor_spread * (hi - mid)), out=pooled)
+    # The linear-band statistics are those of the original front end: pooling commutes with them
+    # (the pooling matrix's columns sum to 1), so they are applied after it, on 4x fewer values.
+    stats_of = pooled if settings.standardise == "per_window_log_bands" else g
+    mean, std = float(stats_of.mean(dtype=np.float64)), float(stats_of.std(dtype=np.float64))
     x = (pooled - np.float32(mean)) / np.float32(max(std, settings.std_floor))
     features = [x, np.diff(x, axis=0, prepend=x[:1])] if settings.deltas else [x]
     return np.concatenate(features, axis=1, dtype=np.float32)

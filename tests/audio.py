@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 
-import av
 import numpy as np
 import soundfile as sf
+
+from training.degrade import encode_ffmpeg
 
 SNDFILE_FORMATS = {  # name -> (libsndfile format, subtype, sample rate it supports)
     "wav": ("WAV", "PCM_16", 44100),
@@ -48,30 +48,6 @@ def music_like(seconds: float, sample_rate: int, seed: int = 0, channels: int = 
 def encode(samples: np.ndarray, sample_rate: int, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, format=fmt, subtype=subtype)
-    return buffer.getvalue()
-
-
-def encode_ffmpeg(samples: np.ndarray, sample_rate: int, container: str, codec: str, bit_rate: int = 0) -> bytes:
-    """Encode with PyAV's FFmpeg in memory. samples: shape = (n,) or (n, channels)."""
-    planar = np.atleast_2d(np.asarray(samples, np.float32).T)  # (channels, n)
-    layout = {1: "mono", 2: "stereo"}.get(planar.shape[0], f"{planar.shape[0]}c")
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=sample_rate, layout=layout)
-        assert isinstance(stream, av.AudioStream)
-        if bit_rate:
-            stream.bit_rate = bit_rate
-        formats = stream.codec_context.codec.audio_formats or []
-        sample_format = "fltp" if "fltp" in [f.name for f in formats] else formats[0].name
-        frame_size = stream.codec_context.frame_size or None  # codecs with fixed frames want them cut so
-        resampler = av.AudioResampler(format=sample_format, layout=layout, rate=sample_rate, frame_size=frame_size)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar), format="fltp", layout=layout)
-        frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
-        for converted in [*resampler.resample(frame), *resampler.resample(None)]:
-            for packet in stream.encode(converted):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
     return buffer.getvalue()
 
 

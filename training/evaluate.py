@@ -6,7 +6,9 @@ DIR holds `spectrograms.npz`, `labels.csv` and optionally `audio/<genre>/<clip_i
 Every row of labels.csv is scored through the array route; clips with audio also through
 the audio route, which is the service's own pipeline (decode, resample, windows, ONNX).
 `audio_agreement` is the share of those clips whose top genre is the same by both routes.
-The last line printed is one JSON object.
+`robustness` is the audio clips' accuracy clean and under each of `training.degrade.DEGRADATIONS`
+(low sample rates, lossy codecs, a low-pass, noise), each degraded clip going through the
+service's audio route as an upload would. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio import decode_file
+from model.audio import decode, decode_file
 from model.features import model_input
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from training.accuracy import summary
 from training.data import audio_path, load_arrays, read_labels
+from training.degrade import DEGRADATIONS
 
 BATCH = 32
 
@@ -34,10 +37,24 @@ def array_predictions(model: GenreModel, grids: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(top) if top else np.zeros(0, dtype=np.int64)
 
 
+def upload_prediction(model: GenreModel, data: bytes) -> int:
+    """The top label of an audio file's bytes through the service's pipeline: decode, windows, ONNX."""
+    return int(model.analyse(decode(data, model.front_end.sample_rate).waveform).probabilities.argmax())
+
+
 def audio_prediction(model: GenreModel, path: Path) -> int:
-    """The top label of an audio file through the service's pipeline: decode, windows, ONNX."""
-    waveform = decode_file(path, model.front_end.sample_rate).waveform
-    return int(model.analyse(waveform).probabilities.argmax())
+    return upload_prediction(model, path.read_bytes())
+
+
+def robustness(model: GenreModel, paths: list[Path], labels: np.ndarray, clean_top: list[int]) -> dict[str, float]:
+    """Accuracy on the audio files, clean (clean_top: their top labels) and under each degradation."""
+    correct = dict.fromkeys(DEGRADATIONS, 0)
+    for path, label in zip(paths, labels, strict=True):
+        source = decode_file(path, target_rate=None)  # the music as the file holds it, at its own rate
+        for name, degrade in DEGRADATIONS.items():
+            correct[name] += upload_prediction(model, degrade(source.waveform, source.sample_rate)) == label
+    clean = float((np.array(clean_top) == labels).mean())
+    return {"clean": round(clean, 4), **{name: round(count / len(paths), 4) for name, count in correct.items()}}
 
 
 def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | None = None) -> dict[str, object]:
@@ -49,17 +66,19 @@ def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | Non
     result = summary(labels, array_top)
 
     genres = {row["clip_id"]: row["genre"] for row in read_labels(data)}
-    audio_rows, audio_top = [], []
+    audio_rows, audio_paths, audio_top = [], [], []
     for i, clip_id in enumerate(clips.ids):
         path = audio_path(data, genres[clip_id], clip_id)
         if path is not None:
             audio_rows.append(i)
+            audio_paths.append(path)
             audio_top.append(audio_prediction(model, path))
     has_audio = bool(audio_rows)
     result.update(
         audio_n=len(audio_rows),
         audio_accuracy=float((labels[audio_rows] == audio_top).mean()) if has_audio else None,
         audio_agreement=float((array_top[audio_rows] == audio_top).mean()) if has_audio else None,
+        robustness=robustness(model, audio_paths, labels[audio_rows], audio_top) if has_audio else None,
         model=f"{model.card.name} {model.card.version}",
     )
     return result

@@ -59,13 +59,13 @@ def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
     train = load_arrays(cfg.data, "train")
     if cfg.max_train_clips:
         keep = sorted(rng.choice(len(train), min(cfg.max_train_clips, len(train)), replace=False))
-        train = Split([train.ids[i] for i in keep], [train.grids[i] for i in keep], [train.labels[i] for i in keep])
-    extras = [load_audio_clips(cfg.data, "train")] if cfg.use_shared_audio else []
+        train = train.subset([int(i) for i in keep])
+    extras = [load_audio_clips(cfg.data, "train", rng)] if cfg.use_shared_audio else []
     if cfg.audio_folder is not None:
         extras.append(load_genre_folder(cfg.audio_folder))
     for extra in extras:
-        for clip_id, grid, label in zip(extra.ids, extra.grids, extra.labels, strict=True):
-            train.add(clip_id, grid, label)
+        for i in range(len(extra)):
+            train.add(extra.ids[i], extra.grids[i], extra.labels[i], extra.variants[i])
     return train
 
 
@@ -74,8 +74,16 @@ def get_batch(
 ) -> tuple[np.ndarray, torch.Tensor]:
     """Augmented inputs of one random crop length, shape = (batch, frames, features), and labels."""
     length = int(rng.integers(cfg.augment.min_crop_frames, cfg.augment.max_crop_frames + 1))
-    x = np.stack([augment(train_set.grids[j], length, cfg.augment, rng) for j in idx])
+    x = np.stack([augment(pick_grid(train_set, j, cfg, rng), length, cfg.augment, rng) for j in idx])
     return x, torch.tensor([train_set.labels[j] for j in idx])
+
+
+def pick_grid(train_set: Split, j: int, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Clip j's grid, or (for audio clips, with probability codec_prob) one of its codec variants."""
+    variants = train_set.variants[j]
+    if variants and rng.random() < cfg.augment.codec_prob:
+        return variants[int(rng.integers(len(variants)))]
+    return train_set.grids[j]
 
 
 def batch_loss(

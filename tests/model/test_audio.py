@@ -11,7 +11,8 @@ import pytest
 
 from model import features as F
 from model.audio import AudioError, AudioTooLong, UnsupportedAudio, decode
-from tests.audio import FFMPEG_FORMATS, FORMATS, SNDFILE_FORMATS, encode, encode_ffmpeg, encoded, music_like
+from tests.audio import FFMPEG_FORMATS, FORMATS, SNDFILE_FORMATS, encode, encoded, music_like
+from training.degrade import encode_ffmpeg
 
 LOSSLESS = {"wav", "wav_float", "flac", "aiff", "mka_flac"}
 

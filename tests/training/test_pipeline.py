@@ -18,6 +18,7 @@ from tests.helpers import ROOT
 from training.artifacts import Checkpoint, RunReport
 from training.augment import AugmentConfig
 from training.data import read_labels
+from training.degrade import DEGRADATIONS
 from training.export import main as export_main
 from training.network import NetworkConfig
 from training.train import TrainConfig, parse_args, train
@@ -96,8 +97,13 @@ def test_export_and_evaluation_cli(small_run: tuple[Path, RunReport], gtzan: Pat
         assert set(metrics["per_genre"]) >= {"blues", "rock"}
         if with_audio:
             assert metrics["audio_n"] == len(audio_ids) and 0 <= metrics["audio_agreement"] <= 1
+            robustness = metrics["robustness"]
+            assert set(robustness) == {"clean", *DEGRADATIONS}
+            assert robustness["clean"] == pytest.approx(metrics["audio_accuracy"], abs=1e-4)
+            assert all(0 <= v <= 1 for v in robustness.values())
         else:
             assert (metrics["audio_n"], metrics["audio_agreement"], metrics["audio_accuracy"]) == (0, None, None)
+            assert metrics["robustness"] is None
 
 
 def test_every_config_field_is_a_flag() -> None:
