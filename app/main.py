@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -86,11 +87,13 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logs.configure(settings.log_level)
-    app = FastAPI(
+    # Swagger UI and ReDoc from fastapi-offline's packaged assets: /docs works without internet.
+    app = FastAPIOffline(
         title="Music genre classifier",
         description="BiGRU + parallel attention over STFT spectrograms, served with ONNX Runtime.",
         version="1.0.0",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     app.state.ready = False
@@ -108,7 +111,15 @@ app = create_app()
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level)
+    # log_config=None: keep the JSON handlers; the request middleware logs each request, so no access log.
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -31,12 +32,21 @@ def rss_kib(pid: int) -> int:
 
 
 @contextmanager
-def running_server(**settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`python -m app.main` on a free port with GENRE_* settings, yielded once /ready answers 200."""
+def running_server(
+    output: IO[bytes] | None = None, uvicorn_cli: bool = False, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`python -m app.main` (or `uvicorn app.main:app`) on a free port of 127.0.0.1 with GENRE_*
+    settings, yielded once /ready answers 200. Its stdout and stderr go to `output` (default: dropped)."""
     port = free_port()
     env = {**os.environ, "GENRE_PROVIDERS": "cpu", **{f"GENRE_{k.upper()}": v for k, v in settings.items()}}
     env["GENRE_PORT"] = str(port)
-    process = subprocess.Popen([sys.executable, "-m", "app.main"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    command = (
+        ["-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        if uvicorn_cli
+        else ["-m", "app.main"]
+    )
+    sink = output if output is not None else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=sink, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,16 @@ def test_the_service_refuses_to_start_on_a_mismatched_model_card(tmp_path: Path)
     card_path(path).write_text(json.dumps(card))
     with pytest.raises(IncompatibleModelError, match="front-end version 99"), make_client(model_path=path):
         pass
+
+
+def test_docs_work_offline(client: TestClient) -> None:
+    """Swagger UI comes from the service itself (fastapi-offline's assets), not from a CDN."""
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "https://" not in page.text and "http://" not in page.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.content) > 1000, asset
+    assert client.get("/redoc").status_code == 200

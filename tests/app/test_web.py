@@ -71,3 +71,16 @@ def test_errors_are_shown_clearly(page: Page, tmp_path: Path) -> None:
     page.set_input_files("#file", str(bad))
     expect(page.locator("#status")).to_contain_text("Unsupported format", timeout=30_000)
     expect(page.locator("#status")).to_have_class("error")
+
+
+def test_docs_render_offline(page: Page, server: tuple[str, subprocess.Popen[bytes]]) -> None:
+    """Swagger UI renders the service's API with every request going to the service itself."""
+    assert page.context.browser is not None
+    docs = page.context.browser.new_page()
+    requested: list[str] = []
+    docs.on("request", lambda request: requested.append(request.url))
+    docs.goto(server[0] + "/docs")
+    expect(docs.locator(".swagger-ui .info .title")).to_contain_text("Music genre classifier", timeout=20_000)
+    expect(docs.locator(".opblock-summary-path", has_text="/classify")).to_be_visible()
+    docs.close()
+    assert requested and all(url.startswith(server[0]) for url in requested), requested
