@@ -6,9 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth import parse_keys
 from model.features import DEFAULT_SETTINGS
 from model.runtime import DEFAULT_MODEL_PATH, ProviderChoice
 from model.windows import DEFAULT_HOP_S
@@ -26,6 +27,16 @@ class Settings(BaseSettings):
     max_duration_s: float = Field(20 * 60, gt=0)
     min_duration_s: float = Field(1.0, gt=0)
     window_hop_s: float = Field(DEFAULT_HOP_S, gt=0)
+
+    # Admission control (app/admission.py): what the service holds at once.
+    max_in_flight: int = Field(4, ge=1)  # classifications reading, decoding or inferring at once
+    max_queue: int = Field(16, ge=0)  # requests waiting for a place; past it, 503 at once
+    queue_timeout_s: float = Field(30.0, gt=0)  # longest wait for a place before a 503
+    upload_timeout_s: float = Field(60.0, gt=0)  # an admitted upload must arrive within this
+
+    # API keys (app/auth.py): comma-separated keys, or the path of a file of keys; unset: open.
+    api_keys: SecretStr | None = None
+    metrics_need_key: bool = False  # also protect /metrics (the probes stay open)
 
     max_batch_windows: int = Field(32, ge=1)  # windows per ONNX call, across requests
     batch_wait_ms: float = Field(2.0, ge=0)  # how long a batch waits for more requests
@@ -46,7 +57,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"window_hop_s must not exceed the {DEFAULT_SETTINGS.clip_seconds} s window, or audio is skipped"
             )
+        if self.api_keys is not None:
+            parse_keys(self.api_keys.get_secret_value())  # refuse an empty key list at start-up
         return self
+
+    def keys(self) -> tuple[str, ...]:
+        return parse_keys(self.api_keys.get_secret_value()) if self.api_keys is not None else ()
 
 
 @lru_cache

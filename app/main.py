@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app import logs, metrics
+from app.admission import AdmissionControl
+from app.auth import ApiKeyAuth
 from app.config import Settings, get_settings
 from app.limits import UploadLimitMiddleware
 from app.routes import router
@@ -98,8 +100,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.ready = False
     app.include_router(router)
-    # Added first, so it runs inside `observe`: metrics and logs see the 413 the client gets.
-    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=("/classify",))
+    # Each added layer wraps the ones before: observe -> API key -> admission -> upload limit -> routes,
+    # so metrics and logs see every refusal, and a request is refused before its body is read.
+    inference_paths = ("/classify",)
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=inference_paths)
+    app.add_middleware(
+        AdmissionControl,
+        paths=inference_paths,
+        max_in_flight=settings.max_in_flight,
+        max_queue=settings.max_queue,
+        queue_timeout_s=settings.queue_timeout_s,
+        upload_timeout_s=settings.upload_timeout_s,
+    )
+    if keys := settings.keys():
+        protected = (*inference_paths, "/metrics") if settings.metrics_need_key else inference_paths
+        app.add_middleware(ApiKeyAuth, keys=keys, paths=protected)
     app.middleware("http")(observe)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

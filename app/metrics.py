@@ -22,3 +22,12 @@ PAYLOAD_BYTES = Histogram(
     "genre_upload_bytes", "Size of uploaded audio files", buckets=tuple(2**k for k in range(10, 31, 2))
 )
 MODEL_INFO = Gauge("genre_model_info", "The loaded model (value 1)", ["name", "version", "provider"])
+SHED = Counter(
+    "genre_requests_shed_total",
+    "Requests refused or dropped by admission control, by reason",
+    ["reason"],  # queue_full, queue_timeout, upload_timeout, client_gone
+)
+QUEUED = Gauge("genre_admission_queue_depth", "Requests waiting for a place")
+IN_SERVICE = Gauge("genre_admission_in_flight", "Requests admitted (reading, decoding or inferring)")
+QUEUE_SECONDS = Histogram("genre_admission_wait_seconds", "Time spent waiting for a place", buckets=LATENCY_BUCKETS)
+BYTES_HELD = Gauge("genre_upload_bytes_held", "Upload bytes received by admitted requests and not yet released")

@@ -30,3 +30,15 @@ def test_every_line_of_output_is_json(uvicorn_cli: bool) -> None:
     assert 200 in statuses and 415 in statuses
     if uvicorn_cli:  # uvicorn's own access lines, as JSON with their fields
         assert any(e["logger"] == "uvicorn.access" and e["path"] == "/health" for e in entries)
+
+
+def test_api_keys_never_reach_the_logs() -> None:
+    with tempfile.TemporaryFile() as output:
+        with running_server(output=output, api_keys="s3cret-key-one,s3cret-key-two") as (url, _):
+            files = {"file": ("a.wav", encoded("wav", 2.0))}
+            for token in ("s3cret-key-two", "s3cret-wrong-guess"):
+                httpx.post(f"{url}/classify", files=files, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        output.seek(0)
+        text = output.read().decode()
+    assert '"status": 200' in text and '"status": 401' in text
+    assert "s3cret" not in text

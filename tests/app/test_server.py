@@ -5,12 +5,14 @@ from __future__ import annotations
 import select
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from bench.server import rss_kib
+from bench.server import rss_kib, running_server
 from model.audio import decode
 from model.features import to_mono
 from model.labels import GENRES
@@ -93,3 +95,66 @@ def test_file_route_equals_array_route() -> None:
     np.testing.assert_array_equal(decoded.waveform, to_mono(x, 48000))
     a, b = model.analyse(decoded.waveform), model.analyse(to_mono(x, 48000))
     assert abs(a.probabilities - b.probabilities).max() < 1e-5
+
+
+def metric(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def raw_upload_start(url: str, declared: int) -> socket.socket:
+    """A multipart POST /classify whose headers promise `declared` bytes, with the first 1000 sent."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        + b"Content-Length: %d\r\n\r\n" % declared
+        + b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+        + b"\0" * 1000
+    )
+    return sock
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_slow_and_vanishing_clients_free_their_places() -> None:
+    """Against a real uvicorn: a trickler gets 408 after the upload timeout; one that hangs up while
+    uploading or while queued frees its place; and the service serves on."""
+    with running_server(max_in_flight="1", max_queue="2", upload_timeout_s="1.5", queue_timeout_s="20") as (url, _):
+        trickler = raw_upload_start(url, 1_000_000)
+        wait_until(lambda: metric(url, "genre_admission_in_flight") == 1)
+        queued = raw_upload_start(url, 1_000_000)
+        wait_until(lambda: metric(url, "genre_admission_queue_depth") == 1)
+        queued.close()  # hangs up while queued
+        wait_until(lambda: metric(url, "genre_admission_queue_depth") == 0)
+        reply = trickler.recv(65536)  # the trickler never sends the rest
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+        trickler.close()
+        wait_until(lambda: metric(url, "genre_admission_in_flight") == 0)
+
+        leaver = raw_upload_start(url, 1_000_000)
+        wait_until(lambda: metric(url, "genre_admission_in_flight") == 1)
+        leaver.close()  # hangs up while uploading
+        wait_until(lambda: metric(url, "genre_admission_in_flight") == 0)
+        assert metric(url, "genre_upload_bytes_held") == 0
+        response = httpx.post(f"{url}/classify", files={"file": ("a.wav", encoded("wav"))}, timeout=30)
+        assert response.status_code == 200
+
+
+def test_a_burst_past_the_queue_is_shed_with_retry_after() -> None:
+    with running_server(max_in_flight="1", max_queue="1", upload_timeout_s="5") as (url, _):
+        holders = [raw_upload_start(url, 1_000_000) for _ in range(2)]  # one served, one queued
+        wait_until(lambda: metric(url, "genre_admission_queue_depth") == 1)
+        response = httpx.post(f"{url}/classify", files={"file": ("a.wav", encoded("wav"))}, timeout=30)
+        assert response.status_code == 503 and response.headers["retry-after"]
+        assert "capacity" in response.json()["detail"]
+        assert metric(url, 'genre_requests_shed_total{reason="queue_full"}') >= 1
+        for sock in holders:
+            sock.close()
