@@ -55,10 +55,10 @@ async def classify(
 ) -> ClassifyResponse:
     """Audio longer than 30 s is analysed in 30 s windows, at most `GENRE_WINDOW_HOP_S` apart and spread
     evenly to the end; the overall probabilities count every stretch of audio once."""
-    data = await file.read()
-    metrics.PAYLOAD_BYTES.observe(len(data))
+    # The upload as Starlette spooled it (memory, then a temporary file): decoded in place, not copied.
+    metrics.PAYLOAD_BYTES.observe(file.size or 0)
     try:
-        return await classifier.classify(data, top_k, attention)
+        return await classifier.classify(file.file, top_k, attention)
     except AudioError as e:
         raise HTTPException(e.status, str(e)) from e
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class Classifier:
         await self.engine.stop()
         self._frontend.shutdown(wait=True)
 
-    def _prepare(self, data: bytes) -> tuple[DecodedAudio, list[Window], np.ndarray]:
+    def _prepare(self, data: bytes | BinaryIO) -> tuple[DecodedAudio, list[Window], np.ndarray]:
         front_end = self.model.front_end
         audio = decode(data, front_end.sample_rate, self.settings.min_duration_s, self.settings.max_duration_s)
         windows, inputs = window_inputs(audio.waveform, front_end, self.settings.window_hop_s)
@@ -52,7 +53,7 @@ class Classifier:
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         return [GenreScore(genre=self.model.labels[i], probability=float(probabilities[i])) for i in order]
 
-    async def classify(self, data: bytes, top_k: int, with_attention: bool) -> ClassifyResponse:
+    async def classify(self, data: bytes | BinaryIO, top_k: int, with_attention: bool) -> ClassifyResponse:
         loop = asyncio.get_running_loop()
         audio, windows, inputs = await loop.run_in_executor(self._frontend, self._prepare, data)
         analysis = aggregate(windows, *await self.engine.predict(inputs))

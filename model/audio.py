@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -70,13 +71,45 @@ def too_long(duration_s: float, max_duration_s: float) -> str:
     return f"audio is longer than the maximum of {max_duration_s:g} s (at least {duration_s:.1f} s)"
 
 
-class _Upload(io.BytesIO):
-    """The bytes as a file. Hostile headers can make a decoder seek before the start, which
-    BytesIO refuses only for absolute seeks (relative ones clamp to 0); clamp those too,
-    rather than let the error escape into a C callback."""
+class _Upload(io.RawIOBase):
+    """A read-only view of the upload (bytes, or a file such as the server's spooled upload) for the
+    decoders. Hostile headers can make a decoder seek before the start or past the end; every seek
+    is clamped to the file, rather than let an error escape into a C callback."""
+
+    def __init__(self, source: bytes | BinaryIO) -> None:
+        super().__init__()
+        self._file: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source
+        self._size = self._file.seek(0, io.SEEK_END)
+        self._file.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return super().seek(max(offset, 0) if whence == io.SEEK_SET else offset, whence)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._file.tell(), io.SEEK_END: self._size}[whence]
+        return self._file.seek(min(max(base + offset, 0), self._size))
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def head(self, n: int) -> bytes:
+        """The first n bytes, leaving the position at the start."""
+        self._file.seek(0)
+        data = self._file.read(n)
+        self._file.seek(0)
+        return data
 
 
 class _Source:
@@ -135,16 +168,18 @@ def _read(source: _Source, target_rate: int | None, max_duration_s: float) -> np
     return np.concatenate([np.zeros(0, np.float32), *parts])
 
 
-def _decode_sndfile(data: bytes, target_rate: int | None, max_duration_s: float) -> DecodedAudio:
-    with sf.SoundFile(_Upload(data)) as f:
+def _decode_sndfile(upload: _Upload, target_rate: int | None, max_duration_s: float) -> DecodedAudio:
+    upload.seek(0)
+    with sf.SoundFile(upload) as f:
         declared = f.frames / f.samplerate if f.frames > 0 and f.samplerate > 0 else None
         source = _Source(int(f.samplerate), int(f.channels), declared, _sndfile_blocks(f))
         waveform = _read(source, target_rate, max_duration_s)
     return DecodedAudio(waveform, source.sample_rate, source.channels, source.seconds_read)
 
 
-def _decode_ffmpeg(data: bytes, target_rate: int | None, max_duration_s: float) -> DecodedAudio:
-    with av.open(_Upload(data), mode="r", metadata_errors="ignore") as container:
+def _decode_ffmpeg(upload: _Upload, target_rate: int | None, max_duration_s: float) -> DecodedAudio:
+    upload.seek(0)
+    with av.open(upload, mode="r", metadata_errors="ignore") as container:
         if not container.streams.audio:
             raise UnsupportedAudio("the file has no audio stream")
         stream = container.streams.audio[0]
@@ -156,25 +191,27 @@ def _decode_ffmpeg(data: bytes, target_rate: int | None, max_duration_s: float) 
 
 
 def decode(
-    data: bytes,
+    data: bytes | BinaryIO,
     target_rate: int | None = SAMPLE_RATE,
     min_duration_s: float = 0.0,
     max_duration_s: float = math.inf,
 ) -> DecodedAudio:
-    """Audio file bytes, any supported format, rate and channel count -> mono waveform at target_rate
-    (None: at the file's own rate).
+    """An audio file (its bytes, or a seekable binary file), any supported format, rate and channel
+    count -> mono waveform at target_rate (None: at the file's own rate). A file is read in place,
+    never copied whole into memory.
 
     Raises AudioError (422: empty, shorter than min_duration_s), UnsupportedAudio (415: not audio
     in a supported format, rate out of range) or AudioTooLong (413: past max_duration_s), each
     with a message for humans.
     """
-    if not data:
+    upload = _Upload(data)
+    if not upload.size:
         raise AudioError("the uploaded file is empty")
-    decoders = [_decode_sndfile, _decode_ffmpeg] if data[:4] in SNDFILE_MAGIC else [_decode_ffmpeg]
+    decoders = [_decode_sndfile, _decode_ffmpeg] if upload.head(4) in SNDFILE_MAGIC else [_decode_ffmpeg]
     audio = None
     for decoder in decoders:
         try:
-            audio = decoder(data, target_rate, max_duration_s)
+            audio = decoder(upload, target_rate, max_duration_s)
             break
         except AudioError:
             raise
@@ -189,4 +226,5 @@ def decode(
 
 def decode_file(path: Path, target_rate: int | None = SAMPLE_RATE, max_duration_s: float = math.inf) -> DecodedAudio:
     """decode() of a file on disk."""
-    return decode(path.read_bytes(), target_rate, max_duration_s=max_duration_s)
+    with open(path, "rb") as f:
+        return decode(f, target_rate, max_duration_s=max_duration_s)
