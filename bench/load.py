@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> LoadResult:
     parser.add_argument("--name", default="load")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and Markdown results")
     args = parser.parse_args(argv)
-    with running_server(log_level="warning") as (url, process):
+    with running_server({"log_level": "warning"}) as (url, process):
         result = asyncio.run(run_load(url, process.pid, args.clients, args.seconds))
     lat, rss = result["latency_ms"], result["rss_mib"]
     table = (

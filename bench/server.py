@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -33,12 +33,14 @@ def rss_kib(pid: int) -> int:
 
 @contextmanager
 def running_server(
-    output: IO[bytes] | None = None, uvicorn_cli: bool = False, **settings: str
+    settings: Mapping[str, str] | None = None, *, output: IO[bytes] | None = None, uvicorn_cli: bool = False
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`python -m app.main` (or `uvicorn app.main:app`) on a free port of 127.0.0.1 with GENRE_*
-    settings, yielded once /ready answers 200. Its stdout and stderr go to `output` (default: dropped)."""
+    settings ({"max_queue": "4"} is GENRE_MAX_QUEUE=4), yielded once /ready answers 200. Its stdout
+    and stderr go to `output` (default: dropped)."""
     port = free_port()
-    env = {**os.environ, "GENRE_PROVIDERS": "cpu", **{f"GENRE_{k.upper()}": v for k, v in settings.items()}}
+    given = {f"GENRE_{k.upper()}": v for k, v in (settings or {}).items()}
+    env = {**os.environ, "GENRE_PROVIDERS": "cpu", **given}
     env["GENRE_PORT"] = str(port)
     command = (
         ["-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]

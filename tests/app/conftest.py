@@ -18,5 +18,5 @@ def client() -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with running_server(max_upload_bytes=str(8 * 1024 * 1024)) as running:
+    with running_server({"max_upload_bytes": str(8 * 1024 * 1024)}) as running:
         yield running

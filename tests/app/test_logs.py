@@ -34,7 +34,7 @@ def test_every_line_of_output_is_json(uvicorn_cli: bool) -> None:
 
 def test_api_keys_never_reach_the_logs() -> None:
     with tempfile.TemporaryFile() as output:
-        with running_server(output=output, api_keys="s3cret-key-one,s3cret-key-two") as (url, _):
+        with running_server({"api_keys": "s3cret-key-one,s3cret-key-two"}, output=output) as (url, _):
             files = {"file": ("a.wav", encoded("wav", 2.0))}
             for token in ("s3cret-key-two", "s3cret-wrong-guess"):
                 httpx.post(f"{url}/classify", files=files, headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -127,7 +127,9 @@ def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
 def test_slow_and_vanishing_clients_free_their_places() -> None:
     """Against a real uvicorn: a trickler gets 408 after the upload timeout; one that hangs up while
     uploading or while queued frees its place; and the service serves on."""
-    with running_server(max_in_flight="1", max_queue="2", upload_timeout_s="1.5", queue_timeout_s="20") as (url, _):
+    with running_server(
+        {"max_in_flight": "1", "max_queue": "2", "upload_timeout_s": "1.5", "queue_timeout_s": "20"}
+    ) as (url, _):
         trickler = raw_upload_start(url, 1_000_000)
         wait_until(lambda: metric(url, "genre_admission_in_flight") == 1)
         queued = raw_upload_start(url, 1_000_000)
@@ -149,7 +151,7 @@ def test_slow_and_vanishing_clients_free_their_places() -> None:
 
 
 def test_a_burst_past_the_queue_is_shed_with_retry_after() -> None:
-    with running_server(max_in_flight="1", max_queue="1", upload_timeout_s="5") as (url, _):
+    with running_server({"max_in_flight": "1", "max_queue": "1", "upload_timeout_s": "5"}) as (url, _):
         holders = [raw_upload_start(url, 1_000_000) for _ in range(2)]  # one served, one queued
         wait_until(lambda: metric(url, "genre_admission_queue_depth") == 1)
         response = httpx.post(f"{url}/classify", files={"file": ("a.wav", encoded("wav"))}, timeout=30)
