@@ -14,9 +14,17 @@ $(SERVE_VENV)/.installed: pyproject.toml
 	$(SERVE_VENV)/bin/pip install -q -e .
 	touch $@
 
+# torch's CPU build. PyPI's Linux torch wheel pulls several GB of CUDA packages; PyTorch's CPU index
+# has the CPU build, so pip looks there too, unless it finds a torch wheel without any index (a
+# local wheelhouse in its find-links, as on this project's machines). TORCH_INDEX_URL= turns the
+# index off; TORCH_INDEX_URL=<url> picks another (a mirror, or a CUDA build).
+TORCH_VERSION := $(shell sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)
+TORCH_INDEX_URL ?= $(shell $(PYTHON) -m pip install -q --dry-run --ignore-installed --no-deps --no-index \
+	"torch==$(TORCH_VERSION)" >/dev/null 2>&1 || echo https://download.pytorch.org/whl/cpu)
+
 $(DEV_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(DEV_VENV)
-	$(DEV_VENV)/bin/pip install -q -e ".[train,dev]"
+	$(DEV_VENV)/bin/pip install -q $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e ".[train,dev]"
 	touch $@
 
 serve: $(SERVE_VENV)/.installed
