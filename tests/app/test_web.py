@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -26,11 +27,17 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def page(server: tuple[str, subprocess.Popen[bytes]]):  # type: ignore[no-untyped-def]
+def console_errors() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(server: tuple[str, subprocess.Popen[bytes]], console_errors: list[str]):  # type: ignore[no-untyped-def]
     assert Path(CHROMIUM).is_file(), "Debian's chromium is needed: apt-get install chromium"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
         page.goto(server[0] + "/")
         yield page
         browser.close()
@@ -50,19 +57,37 @@ def painted_pixels(page: Page) -> int:
     )
 
 
-def test_upload_shows_chart_and_timeline(page: Page, tmp_path: Path) -> None:
-    clip = tmp_path / "song.wav"
-    clip.write_bytes(encode(music_like(45.0, 44100, channels=2), 44100))
+def test_a_three_minute_track_tells_its_story(page: Page, tmp_path: Path, console_errors: list[str]) -> None:
+    """A 3-minute generated track: genre bars, a labelled genre-over-time lane, one merged attention strip
+    over the waveform, plain words with the details on hover, and no console errors (favicon included)."""
+    clip = tmp_path / "song.mp3"
+    music = np.concatenate(
+        [music_like(90.0, 44100, seed=1, channels=2), 0.5 * music_like(90.0, 44100, seed=7, channels=2)]
+    )
+    clip.write_bytes(encode(music, 44100, "MP3", "MPEG_LAYER_III"))
     page.set_input_files("#file", str(clip))
-    expect(page.locator("#status")).to_contain_text("Done", timeout=30_000)
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
     expect(page.locator("#chart .bar")).to_have_count(len(GENRES))
     expect(page.locator("#top-genre")).to_have_text(page.locator("#chart span").first.inner_text())
     expect(page.locator("#timeline-card")).to_be_visible()
+
+    stretches = page.locator("#genre-lane .stretch")
+    assert stretches.count() >= 1
+    widths = [float(s.evaluate("e => e.getBoundingClientRect().width")) for s in stretches.all()]
+    lane_width = float(page.locator("#genre-lane").evaluate("e => e.getBoundingClientRect().width"))
+    assert sum(widths) == pytest.approx(lane_width, abs=2)  # the stretches tile the whole track
+    for stretch in stretches.all():
+        assert stretch.inner_text() in GENRES and "window" in (stretch.get_attribute("title") or "")
     assert painted_pixels(page) > 10_000
-    assert "2 window(s)" in page.locator("#meta").inner_text()
+
+    meta = page.locator("#meta")
+    assert "3:00 long" in meta.inner_text() and "overlapping parts of 30 s" in meta.inner_text()
+    assert "window" not in meta.inner_text() and "ExecutionProvider" not in meta.inner_text()  # plain words
+    assert "CPUExecutionProvider" in (meta.get_attribute("title") or "")  # the details, on hover
+    assert console_errors == []
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
-    assert (ARTIFACTS / "web-page.png").stat().st_size > 10_000
+    page.screenshot(path=str(ARTIFACTS / "web-page-3min.png"), full_page=True)
+    assert (ARTIFACTS / "web-page-3min.png").stat().st_size > 10_000
 
 
 def test_errors_are_shown_clearly(page: Page, tmp_path: Path) -> None:
