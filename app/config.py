@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     providers: ProviderChoice = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU
     intra_op_threads: int = Field(0, ge=0)  # 0: onnxruntime's default (all cores)
     inter_op_threads: int = Field(0, ge=0)
+    ort_memory_arena: bool = True  # ONNX Runtime's CPU arena (bench/soak.py measures both)
 
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0)
     max_duration_s: float = Field(20 * 60, gt=0)

@@ -23,7 +23,11 @@ class Classifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.model = GenreModel(
-            settings.model_path, settings.providers, settings.intra_op_threads, settings.inter_op_threads
+            settings.model_path,
+            settings.providers,
+            settings.intra_op_threads,
+            settings.inter_op_threads,
+            memory_arena=settings.ort_memory_arena,
         )
         front_end = self.model.front_end
         if settings.min_duration_s * front_end.sample_rate < front_end.n_fft:

@@ -89,7 +89,10 @@ class GenreModel:
         providers: ProviderChoice = "auto",
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        memory_arena: bool = True,
     ) -> None:
+        """memory_arena: ONNX Runtime's CPU arena, which keeps what it allocated for every batch shape
+        it has seen; off, each call's buffers go back to the allocator."""
         self.card: ModelCard = load_card(card_path(path))
         self.front_end: FrontEndSettings = self.card.check_compatible()
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -98,6 +101,7 @@ class GenreModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
+        options.enable_cpu_mem_arena = memory_arena
         self.session = ort.InferenceSession(str(path), options, providers=choose_providers(providers))
         self.provider: str = self.session.get_providers()[0]
         width = self.session.get_inputs()[0].shape[-1]
