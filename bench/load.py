@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> LoadResult:
     parser.add_argument("--name", default="load")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and Markdown results")
     args = parser.parse_args(argv)
-    with running_server({"log_level": "warning"}) as (url, process):
+    # A queue place for every client: this measures throughput and latency; bench.burst measures shedding.
+    with running_server({"log_level": "warning", "max_queue": str(args.clients)}) as (url, process):
         result = asyncio.run(run_load(url, process.pid, args.clients, args.seconds))
     lat, rss = result["latency_ms"], result["rss_mib"]
     table = (
