@@ -19,7 +19,7 @@ from typing import TypedDict
 import httpx
 import numpy as np
 
-from bench.common import RESULTS, wav_clip, write
+from bench.common import RESULTS, chosen, markdown_table, wav_clip, write
 from bench.server import rss_kib, running_server
 
 SETTINGS = {  # name -> GENRE_* admission settings (defaults: app/config.py)
@@ -109,19 +109,24 @@ def main(argv: list[str] | None = None) -> list[BurstResult]:
     parser.add_argument("--only", help="run only the setting whose name starts with this")
     args = parser.parse_args(argv)
     data = wav_clip(args.seconds_of_audio, rate=44100, channels=2)
-    chosen = {k: v for k, v in SETTINGS.items() if args.only is None or k.startswith(args.only)}
-    results = [run(name, settings, data, args.clients) for name, settings in chosen.items()]
-    rows = [
-        f"| {r['setting']} | {r['served']} | {r['shed']} | {sum(r['other'].values())} "
-        f"| {r['served_ms'].get('p50')} / {r['served_ms'].get('p99')} "
-        f"| {r['shed_ms'].get('p50')} / {r['shed_ms'].get('p99')} | {r['peak_rss_mib']} |"
+    results = [run(name, settings, data, args.clients) for name, settings in chosen(SETTINGS, args.only).items()]
+    header = ["setting", "served", "shed (503)", "other", "served p50 / p99 ms", "shed p50 / p99 ms", "peak RSS MiB"]
+    rows: list[list[object]] = [
+        [
+            r["setting"],
+            r["served"],
+            r["shed"],
+            sum(r["other"].values()),
+            f"{r['served_ms'].get('p50')} / {r['served_ms'].get('p99')}",
+            f"{r['shed_ms'].get('p50')} / {r['shed_ms'].get('p99')}",
+            r["peak_rss_mib"],
+        ]
         for r in results
     ]
     table = (
         f"{args.clients} clients at once, each uploading {len(data) / 2**20:.0f} MiB "
         f"({args.seconds_of_audio:g} s of 44.1 kHz stereo WAV); server and clients on the same 2 cores.\n\n"
-        "| setting | served | shed (503) | other | served p50 / p99 ms | shed p50 / p99 ms | peak RSS MiB |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+        + markdown_table(header, rows)
     )
     write(args.name, {"runs": results}, table, args.out)
     return results

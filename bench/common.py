@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
 
+T = TypeVar("T")
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_1_2_0 = "197da05"  # the last commit of model 1.2.0 and its front end: the speed reference
@@ -58,6 +60,16 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     return min(walls), min(cpus)
+
+
+def chosen(options: dict[str, T], prefix: str | None) -> dict[str, T]:
+    """The options whose name starts with prefix (all of them without one)."""
+    return {name: value for name, value in options.items() if prefix is None or name.startswith(prefix)}
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = [header, ["---"] * len(header), *([str(cell) for cell in row] for row in rows)]
+    return "".join(f"| {' | '.join(line)} |\n" for line in lines)
 
 
 def write(name: str, result: dict[str, object], table: str, folder: Path = RESULTS) -> None:

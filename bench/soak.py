@@ -17,7 +17,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from bench.common import RESULTS, wav_clip, write
+from bench.common import RESULTS, chosen, markdown_table, wav_clip, write
 from bench.load import LoadResult, run_load
 from bench.server import running_server
 
@@ -67,19 +67,25 @@ def main(argv: list[str] | None = None) -> list[SoakResult]:
     parser.add_argument("--only", help="run only the options whose name starts with this")
     args = parser.parse_args(argv)
     clips = [(wav_clip(s, seed, rate=22050, channels=1), s) for seed, s in enumerate(lengths_s())]
-    chosen = {k: v for k, v in OPTIONS.items() if args.only is None or k.startswith(args.only)}
-    results = [soak(name, settings, clips, args.clients, args.seconds) for name, settings in chosen.items()]
-    rows = [
-        f"| {r['option']} | {r['load']['rss_mib']['peak']} | {r['warm_peak_mib']} | {r['last_quarter_peak_mib']} "
-        f"| {r['growth_mib']} | {r['load']['throughput_rps']} | {r['load']['audio_s_per_s']} "
-        f"| {r['load']['latency_ms'].get('p50')} | {r['load']['errors']} |"
+    results = [
+        soak(name, settings, clips, args.clients, args.seconds) for name, settings in chosen(OPTIONS, args.only).items()
+    ]
+    header = ["option", "peak RSS MiB", "2nd-quarter peak", "last-quarter peak", "growth MiB", "req/s", "audio s/s"]
+    rows: list[list[object]] = [
+        [
+            r["option"],
+            r["load"]["rss_mib"]["peak"],
+            r["warm_peak_mib"],
+            r["last_quarter_peak_mib"],
+            r["growth_mib"],
+            r["load"]["throughput_rps"],
+            r["load"]["audio_s_per_s"],
+        ]
         for r in results
     ]
     table = (
         f"{args.clients} clients posting 10-130 s WAVs (22.05 kHz mono) for {args.seconds:g} s; "
-        "server and clients on the same 2 cores.\n\n"
-        "| option | peak RSS MiB | 2nd-quarter peak | last-quarter peak | growth MiB | req/s | audio s/s "
-        "| p50 ms | errors |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+        "server and clients on the same 2 cores.\n\n" + markdown_table(header, rows)
     )
     write(args.name, {"runs": results}, table, args.out)
     return results
