@@ -20,6 +20,7 @@ T = TypeVar("T")
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_1_2_0 = "197da05"  # the last commit of model 1.2.0 and its front end: the speed reference
+MODEL_1_2_0_CARD = "a42b2a1"  # model 1.2.0's ONNX file with its card in today's format
 
 
 def file_from_git(commit: str, path: str) -> bytes:

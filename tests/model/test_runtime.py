@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.common import MODEL_1_2_0_CARD, file_from_git
 from model.card import IncompatibleModelError, card_path, load_card
-from model.features import SAMPLE_RATE, model_input, to_mono
+from model.features import SAMPLE_RATE, FrontEndSettings, model_input, to_mono
 from model.labels import GENRES
 from model.runtime import CPU, CUDA, DEFAULT_MODEL_PATH, GenreModel, choose_providers
 from model.windows import coverage_weights
@@ -46,10 +47,16 @@ def test_shipped_card_matches_this_front_end_and_model_file() -> None:
     assert "/tmp/" not in text and "/work/" not in text and "/home/" not in text  # no machine paths
 
 
-def test_the_shipped_model_gives_the_outputs_it_gave_when_shipped(model: GenreModel) -> None:
-    """Recorded with model 1.2.0 before the front end became settings-driven: a 25 s stereo
-    44.1 kHz clip (one window) through decode-free resampling, front end and ONNX."""
-    analysis = model.analyse(to_mono(music_like(25.0, 44100, seed=3, channels=2), 44100))
+def test_model_1_2_0_still_gives_the_outputs_it_gave_when_shipped(tmp_path: Path) -> None:
+    """Model 1.2.0 from git history, whose card predates the floor and log-band statistics: its card
+    rebuilds the front end it was trained with, so it still answers as it did when shipped (recorded
+    then, on a 25 s stereo 44.1 kHz clip: one window, through resampling, front end and ONNX)."""
+    path = tmp_path / "genre_birnn.onnx"
+    path.write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.onnx"))
+    card_path(path).write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.json"))
+    old = GenreModel(path, providers="cpu", intra_op_threads=1)
+    assert old.card.version == "1.2.0" and old.front_end == FrontEndSettings()  # the original front end
+    analysis = old.analyse(to_mono(music_like(25.0, 44100, seed=3, channels=2), 44100))
     expected = [0.135292, 0.006695, 0.016897, 0.004155, 0.000805, 0.029961, 0.003847, 0.015993, 0.757188, 0.029166]
     np.testing.assert_allclose(analysis.probabilities, expected, atol=2e-5)
     [window] = analysis.windows
