@@ -125,19 +125,19 @@ class AdmissionControl:
         self._waiters.append(place)
         self._count()
         reader = asyncio.ensure_future(self._pre_read(receive, pre_read))
+        outcome: bool | None = False
         try:
             either: list[asyncio.Future[Any]] = [place, reader]
             await asyncio.wait(either, timeout=self.queue_timeout_s, return_when="FIRST_COMPLETED")
             gone = reader.done() and not reader.cancelled() and reader.result()
-            if place.done() and not gone:
-                return True
-            if place.done():  # handed a place just as the client left: pass it on
-                self._release()
-            return None if gone else False
+            outcome = None if gone else place.done()
+            return outcome
         finally:
             if not place.done():
                 place.cancel()
                 self._waiters.remove(place)
+            elif outcome is not True:  # handed a place it will not use (its client left, or it was cancelled)
+                self._release()
             self._count()
             metrics.QUEUE_SECONDS.observe(time.perf_counter() - start)
             reader.cancel()

@@ -202,3 +202,24 @@ def test_a_queued_request_reads_at_most_the_pre_read_of_its_body() -> None:
         assert big.status == 200 and app.bodies[1] == b"".join(chunks)  # the pre-read part is replayed
 
     asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_after_being_handed_a_place_passes_it_on() -> None:
+    async def scenario() -> None:
+        app = App()
+        admission = control(app, max_queue=2)
+        first, second, third = Client(), Client(), Client()
+        serving = asyncio.ensure_future(admission(SCOPE, first.receive, first.send))
+        await asyncio.sleep(0.02)
+        cancelled = asyncio.ensure_future(admission(SCOPE, second.receive, second.send))
+        kept = asyncio.ensure_future(admission(SCOPE, third.receive, third.send))
+        await asyncio.sleep(0.02)
+        admission._release()  # first's place goes to second...
+        admission.in_flight += 1  # ...(first still holds its own; this stands in for a second place)
+        cancelled.cancel()  # ...which is cancelled before it runs
+        await asyncio.gather(cancelled, return_exceptions=True)
+        app.release.set()
+        await asyncio.wait_for(asyncio.gather(serving, kept), 2)
+        assert third.status == 200 and admission.in_flight == 0 and admission.queued == 0
+
+    asyncio.run(scenario())
