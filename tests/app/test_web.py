@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from bench.server import running_server
 from model.labels import GENRES
 from tests.audio import encode, music_like
 from tests.helpers import ROOT
@@ -109,3 +110,23 @@ def test_docs_render_offline(page: Page, server: tuple[str, subprocess.Popen[byt
     expect(docs.locator(".opblock-summary-path", has_text="/classify")).to_be_visible()
     docs.close()
     assert requested and all(url.startswith(server[0]) for url in requested), requested
+
+
+def test_the_page_asks_for_a_key_when_the_service_needs_one(page: Page, tmp_path: Path) -> None:
+    clip = tmp_path / "song.wav"
+    clip.write_bytes(encode(music_like(5.0, 22050), 22050))
+    assert page.context.browser is not None
+    keyed = page.context.browser.new_page()
+    with running_server({"api_keys": "page-test-key"}) as (url, _):
+        keyed.goto(url + "/")
+        keyed.set_input_files("#file", str(clip))
+        expect(keyed.locator("#status")).to_contain_text("API key needed", timeout=30_000)
+        expect(keyed.locator("#key-form")).to_be_visible()
+        keyed.fill("#api-key", "wrong-key")
+        keyed.click("#key-form button")
+        expect(keyed.locator("#status")).to_contain_text("invalid API key", timeout=30_000)
+        keyed.fill("#api-key", "page-test-key")
+        keyed.click("#key-form button")  # the same file again, now with the key
+        expect(keyed.locator("#status")).to_contain_text("Done", timeout=30_000)
+        expect(keyed.locator("#chart .bar")).to_have_count(len(GENRES))
+    keyed.close()
