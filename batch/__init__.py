@@ -1,0 +1,1 @@
+"""Classifying whole music libraries: the `genre` command line (no torch)."""
