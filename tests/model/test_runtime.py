@@ -63,6 +63,17 @@ def test_model_1_2_0_still_gives_the_outputs_it_gave_when_shipped(tmp_path: Path
     np.testing.assert_allclose(window.attention[[0, 100, 200]], [0.000652028, 0.000254458, 0.000348645], rtol=1e-3)
 
 
+def test_the_shipped_model_gives_the_outputs_it_gave_when_shipped(model: GenreModel) -> None:
+    """Recorded with model 1.3.0 when it shipped: a 25 s stereo 44.1 kHz clip (one window), through
+    resampling, today's front end and ONNX. A change to any of them that moves the answer fails here."""
+    assert model.card.version == "1.3.0"
+    analysis = model.analyse(to_mono(music_like(25.0, 44100, seed=3, channels=2), 44100))
+    expected = [0.044191, 0.015807, 0.011954, 0.002275, 0.000423, 0.011423, 0.000338, 0.056923, 0.847003, 0.009663]
+    np.testing.assert_allclose(analysis.probabilities, expected, atol=2e-5)
+    [window] = analysis.windows
+    np.testing.assert_allclose(window.attention[[0, 100, 200]], [5.416855e-03, 8.575749e-05, 1.189020e-05], rtol=1e-3)
+
+
 def test_rescoring_the_shipped_model_matches_its_card(model: GenreModel, gtzan: Path) -> None:
     """The card's valid figures, measured again now on the shared data through today's code."""
     card_valid = model.card.metrics["valid"]
