@@ -22,9 +22,15 @@ from bench.load import LoadResult, run_load
 from bench.server import running_server
 
 OPTIONS = {  # name -> GENRE_* settings
-    "ORT arena on (ONNX Runtime's default)": {"ort_memory_arena": "true"},
-    "ORT arena off": {"ort_memory_arena": "false"},
-    "ORT arena off, batches of at most 8 windows": {"ort_memory_arena": "false", "max_batch_windows": "8"},
+    "ORT arena on, batches of at most 32 windows": {
+        "ort_memory_arena": "true",
+        "max_batch_windows": "32",
+    },
+    "ORT arena off, batches of at most 32 windows": {"ort_memory_arena": "false", "max_batch_windows": "32"},
+    "ORT arena off, batches of at most 8 windows (the defaults)": {
+        "ort_memory_arena": "false",
+        "max_batch_windows": "8",
+    },
 }
 
 

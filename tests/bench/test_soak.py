@@ -10,7 +10,18 @@ from bench.soak import main
 
 def test_soak_records_memory_over_time(tmp_path: Path) -> None:
     [result] = main(
-        ["--clients", "2", "--seconds", "6", "--only", "ORT arena off,", "--name", "s", "--out", str(tmp_path)]
+        [
+            "--clients",
+            "2",
+            "--seconds",
+            "6",
+            "--only",
+            "ORT arena off, batches of at most 8",
+            "--name",
+            "s",
+            "--out",
+            str(tmp_path),
+        ]
     )
     assert json.loads((tmp_path / "s.json").read_text()) == {"runs": [result]}
     series = result["load"]["rss_series_mib"]
