@@ -19,7 +19,6 @@ Slow and vanishing clients:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from typing import Any
@@ -27,20 +26,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.responses import json_response
 
 PRE_READ_BYTES = 256 * 1024  # what a queued request may buffer of its body while it waits
 
 
 class UploadTimeout(Exception):
     """Raised into the app's body reading when the upload deadline passes."""
-
-
-async def json_response(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
 
 
 class AdmissionControl:
@@ -167,22 +159,26 @@ class AdmissionControl:
         held = sum(len(m.get("body", b"")) for m in pre_read)
         metrics.BYTES_HELD.inc(held)
         timed_out = responded = finished = False
+        app_has_body = asyncio.Event()  # the app has received the whole body
 
         async def guarded_receive() -> Message:
             nonlocal body_done, held, timed_out
             if pre_read:
-                return pre_read.pop(0)
-            if body_done:  # after the body, receiving only waits for a disconnect
+                message = pre_read.pop(0)
+            elif body_done:  # after the body, receiving only waits for a disconnect
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
-            except TimeoutError:
-                timed_out = True
-                raise UploadTimeout from None
-            chunk = len(message.get("body", b""))
-            held += chunk
-            metrics.BYTES_HELD.inc(chunk)
-            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+                except TimeoutError:
+                    timed_out = True
+                    raise UploadTimeout from None
+                chunk = len(message.get("body", b""))
+                held += chunk
+                metrics.BYTES_HELD.inc(chunk)
+                body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            if body_done and not pre_read:
+                app_has_body.set()
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -195,8 +191,7 @@ class AdmissionControl:
 
         async def cancel_on_disconnect(app: asyncio.Future[None]) -> bool:
             """Once the app has the whole body, the next message can only be a disconnect."""
-            while not (body_done and not pre_read):
-                await asyncio.sleep(0.05)
+            await app_has_body.wait()
             message = await receive()
             if message["type"] == "http.disconnect" and not finished and not app.done():
                 app.cancel()

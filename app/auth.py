@@ -14,7 +14,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.admission import json_response
+from app.responses import json_response
 
 
 def parse_keys(value: str) -> tuple[str, ...]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.responses import json_response
 
 
 class UploadTooLarge(Exception):
@@ -26,10 +26,7 @@ class UploadLimitMiddleware:
         self.paths = paths
 
     async def refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"the upload is larger than the limit of {self.max_bytes} bytes"}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await json_response(send, 413, f"the upload is larger than the limit of {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
