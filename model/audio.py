@@ -5,9 +5,10 @@ benchmarks) is decoded here, into a mono waveform at the model's rate.
 - PyAV (its wheel carries FFmpeg) decodes the rest: MP3, AAC/M4A, WebM/Matroska (Opus,
   Vorbis), and whatever else FFmpeg knows. A file libsndfile fails on is tried there too.
 
-Both read from memory (no temporary files), block by block. Each block is downmixed and
-resampled as it streams, so memory follows the output rather than the source's channels or
-rate, and decoding stops as soon as the duration limit is passed.
+Both read the file where it is (bytes in memory, or an open file such as the server's spooled
+upload: never copied whole, no temporary files of their own), block by block. Each block is
+downmixed and resampled as it streams, so memory follows the output rather than the source's
+channels or rate, and decoding stops as soon as the duration limit is passed.
 
 Nothing is written raw to stderr: MP3 goes to FFmpeg rather than libsndfile's mpg123 (which
 prints), and FFmpeg's log callback stays off, as PyAV leaves it, because that callback can
