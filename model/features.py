@@ -118,7 +118,6 @@ N_FFT = DEFAULT_SETTINGS.n_fft  # samples per STFT frame
 HOP_LENGTH = DEFAULT_SETTINGS.hop_length  # samples between frame starts
 N_BINS = DEFAULT_SETTINGS.n_bins  # 1025 rfft bins
 N_BANDS = DEFAULT_SETTINGS.n_bands
-CLIP_SECONDS = DEFAULT_SETTINGS.clip_seconds
 CLIP_SAMPLES = DEFAULT_SETTINGS.clip_samples  # 661500 samples
 N_LOG_BANDS = DEFAULT_SETTINGS.n_log_bands  # 64
 N_FEATURES = DEFAULT_SETTINGS.n_features  # 128: log bands and their deltas

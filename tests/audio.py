@@ -7,7 +7,7 @@ import io
 import numpy as np
 import soundfile as sf
 
-from training.degrade import encode_ffmpeg
+from training.degrade import CODECS, encode_ffmpeg
 
 SNDFILE_FORMATS = {  # name -> (libsndfile format, subtype, sample rate it supports)
     "wav": ("WAV", "PCM_16", 44100),
@@ -19,9 +19,9 @@ SNDFILE_FORMATS = {  # name -> (libsndfile format, subtype, sample rate it suppo
     "aiff": ("AIFF", "PCM_16", 44100),
 }
 FFMPEG_FORMATS = {  # name -> (FFmpeg container, codec, sample rate): what phones and browsers record
-    "m4a": ("ipod", "aac", 44100),
-    "webm": ("webm", "libopus", 48000),
-    "mp3_lame": ("mp3", "libmp3lame", 44100),
+    "m4a": CODECS["aac"],
+    "webm": CODECS["opus"],
+    "mp3_lame": CODECS["mp3"],
     "mka_flac": ("matroska", "flac", 44100),
 }
 FORMATS = sorted({*SNDFILE_FORMATS, *FFMPEG_FORMATS})
