@@ -52,7 +52,7 @@ def test_huge_upload_is_refused_while_streaming(server: tuple[str, subprocess.Po
                     break
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server stopped reading: a refusal too, and its answer is waiting
-        reply = sock.recv(65536)
+        reply = read_response(sock)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert b"larger than the limit" in reply
     assert sent < 64 * (1 << 20), f"{sent} bytes were sent before the refusal"
@@ -117,6 +117,28 @@ def raw_upload_start(url: str, declared: int) -> socket.socket:
     return sock
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response: the head, then as many body bytes as its Content-Length says.
+    (A single recv may return only the head: the body can come in a later segment.)"""
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += recv_some(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        body += recv_some(sock)
+    return head + b"\r\n\r\n" + body
+
+
+def recv_some(sock: socket.socket) -> bytes:
+    data = sock.recv(65536)
+    assert data, "the server closed the connection mid-response"
+    return data
+
+
 def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -136,7 +158,7 @@ def test_slow_and_vanishing_clients_free_their_places() -> None:
         wait_until(lambda: metric(url, "genre_admission_queue_depth") == 1)
         queued.close()  # hangs up while queued
         wait_until(lambda: metric(url, "genre_admission_queue_depth") == 0)
-        reply = trickler.recv(65536)  # the trickler never sends the rest
+        reply = read_response(trickler)  # the trickler never sends the rest
         assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
         trickler.close()
         wait_until(lambda: metric(url, "genre_admission_in_flight") == 0)
