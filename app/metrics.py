@@ -21,6 +21,9 @@ AUDIO_SECONDS = Counter("genre_audio_seconds_total", "Seconds of audio classifie
 PAYLOAD_BYTES = Histogram(
     "genre_upload_bytes", "Size of uploaded audio files", buckets=tuple(2**k for k in range(10, 31, 2))
 )
+PREDICTIONS = Counter(
+    "genre_predictions_total", "Uploads classified, by top label (the model card's labels)", ["label"]
+)
 MODEL_INFO = Gauge("genre_model_info", "The loaded model (value 1)", ["name", "version", "provider"])
 SHED = Counter(
     "genre_requests_shed_total",

@@ -13,7 +13,6 @@ from app import metrics
 from app.schemas import ClassifyResponse, ErrorResponse, Health
 from app.service import Classifier
 from model.audio import FORMATS_FOR_HUMANS, AudioError
-from model.labels import N_GENRES
 
 STATIC = Path(__file__).parent / "static"
 
@@ -42,7 +41,7 @@ LoadedClassifier = Annotated[Classifier | None, Depends(loaded_classifier)]
     responses={
         413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
         415: {"model": ErrorResponse, "description": "not audio in a supported format"},
-        422: {"model": ErrorResponse, "description": "missing file, empty file or audio too short"},
+        422: {"model": ErrorResponse, "description": "missing file, empty file, audio too short or top_k too large"},
         503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
     },
     summary="Classify the genre of an audio file",
@@ -50,15 +49,20 @@ LoadedClassifier = Annotated[Classifier | None, Depends(loaded_classifier)]
 async def classify(
     classifier: ReadyClassifier,
     file: Annotated[UploadFile, File(description=f"{FORMATS_FOR_HUMANS}; any sample rate and channel count")],
-    top_k: Annotated[int, Query(ge=1, le=N_GENRES, description="how many genres to return")] = N_GENRES,
+    top_k: Annotated[
+        int | None, Query(ge=1, description="how many genres to return, at most the model's labels (default: all)")
+    ] = None,
     attention: Annotated[bool, Query(description="include per-frame attention weights")] = True,
 ) -> ClassifyResponse:
     """Audio longer than 30 s is analysed in 30 s windows, at most `GENRE_WINDOW_HOP_S` apart and spread
     evenly to the end; the overall probabilities count every stretch of audio once."""
     # The upload as Starlette spooled it (memory, then a temporary file): decoded in place, not copied.
     metrics.PAYLOAD_BYTES.observe(file.size or 0)
+    n_labels = len(classifier.model.labels)
+    if top_k is not None and top_k > n_labels:
+        raise HTTPException(422, f"top_k must be at most {n_labels}, the number of labels of this model")
     try:
-        return await classifier.classify(file.file, top_k, attention)
+        return await classifier.classify(file.file, top_k or n_labels, attention)
     except AudioError as e:
         raise HTTPException(e.status, str(e)) from e
 

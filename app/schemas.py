@@ -14,6 +14,7 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     provider: str = Field(description="ONNX Runtime execution provider in use")
+    labels: list[str] = Field(description="what the model tells apart, from its card")
 
 
 class Segment(BaseModel):

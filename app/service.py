@@ -32,7 +32,10 @@ class Classifier:
         front_end = self.model.front_end
         if settings.min_duration_s * front_end.sample_rate < front_end.n_fft:
             raise ValueError(f"min_duration_s must cover one STFT frame of the model ({front_end.n_fft} samples)")
-        self.info = ModelInfo(name=self.model.card.name, version=self.model.card.version, provider=self.model.provider)
+        card = self.model.card
+        self.info = ModelInfo(name=card.name, version=card.version, provider=self.model.provider, labels=card.labels)
+        for label in card.labels:  # every label's series exists from the start, at 0
+            metrics.PREDICTIONS.labels(label)
         self.engine = BatchingEngine(self.model, settings.max_batch_windows, settings.batch_wait_ms)
         self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
 
@@ -74,8 +77,10 @@ class Classifier:
             )
             for w in analysis.windows
         ]
+        top_genre = self.model.labels[int(analysis.probabilities.argmax())]
+        metrics.PREDICTIONS.labels(top_genre).inc()
         return ClassifyResponse(
-            top_genre=self.model.labels[int(analysis.probabilities.argmax())],
+            top_genre=top_genre,
             genres=self.ranked(analysis.probabilities, top_k),
             duration_s=round(audio.duration_s, 4),
             sample_rate=audio.sample_rate,

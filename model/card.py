@@ -1,5 +1,8 @@
 """The model card shipped beside the ONNX file: labels, front-end settings, members, metrics.
 
+The labels are the model's own (GTZAN's ten genres, or whatever a user trained on); the
+service, its page and its metrics take them from here.
+
 Like a HuggingFace feature-extractor config, it carries every front-end setting the model was
 trained with, and the runtime rebuilds the front end from it. A card written for another
 version of the front-end code, or one that does not parse, is refused at load.
@@ -11,10 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from model.features import FRONT_END_VERSION, FrontEndSettings
-from model.labels import GENRES
 
 
 class IncompatibleModelError(RuntimeError):
@@ -40,13 +42,20 @@ class ModelCard(BaseModel):
 
     name: str
     version: str
-    labels: list[str]
+    labels: list[str] = Field(description="the model's output units, in order: GTZAN's genres or a user's own")
     feature_settings: FrontEndSettings
     members: list[MemberCard] = Field(default_factory=list)
     data_sha256: str = ""
     onnx_sha256: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     baselines: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_name_distinct_classes(cls, labels: list[str]) -> list[str]:
+        if len(labels) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
+            raise ValueError(f"the labels must be at least two distinct non-empty names, not {labels}")
+        return labels
 
     def check_compatible(self) -> FrontEndSettings:
         """The front end to rebuild for this model; raises if this code cannot serve it."""
@@ -55,8 +64,6 @@ class ModelCard(BaseModel):
                 f"the model card's feature settings are for front-end version {self.feature_settings.version}; "
                 f"model/features.py implements version {FRONT_END_VERSION}"
             )
-        if tuple(self.labels) != GENRES:
-            raise IncompatibleModelError(f"model card labels {self.labels} differ from {list(GENRES)}")
         return self.feature_settings
 
 

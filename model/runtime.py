@@ -109,6 +109,9 @@ class GenreModel:
             raise IncompatibleModelError(
                 f"the ONNX input has {width} features, its card's front end makes {self.front_end.n_features}"
             )
+        n_outputs = self.session.get_outputs()[0].shape[-1]
+        if n_outputs != len(self.labels):
+            raise IncompatibleModelError(f"the ONNX model has {n_outputs} outputs, its card {len(self.labels)} labels")
 
     @property
     def labels(self) -> list[str]:

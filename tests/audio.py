@@ -58,3 +58,26 @@ def encoded(name: str, seconds: float = 2.0, channels: int = 1) -> bytes:
         return encode_ffmpeg(music_like(seconds, rate, channels=channels), rate, container, codec)
     fmt, subtype, rate = SNDFILE_FORMATS[name]
     return encode(music_like(seconds, rate, channels=channels), rate, fmt, subtype)
+
+
+SYNTHETIC_GENRES = ("beat", "chime", "drone")  # what a user's own label folder might hold, made up
+
+
+def synthetic_genre(kind: str, seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+    """A clip of one of SYNTHETIC_GENRES, different every seed: noise hits on a beat (no pitch),
+    decaying high bells, or a low hum with harmonics."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    if kind == "beat":
+        period = rng.uniform(0.3, 0.6)
+        x = (np.mod(t, period) < 0.04) * rng.standard_normal(t.shape) * 0.5
+    elif kind == "chime":
+        period, freq = rng.uniform(0.5, 1.0), rng.uniform(2000.0, 4000.0)
+        x = 0.3 * np.sin(2 * np.pi * freq * t) * np.exp(-np.mod(t, period) * 6)
+    elif kind == "drone":
+        f0 = rng.uniform(60.0, 120.0)
+        x = np.sum([0.15 / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6)) for k in range(1, 6)], axis=0)
+    else:
+        raise ValueError(kind)
+    noisy: np.ndarray = (x + 0.003 * rng.standard_normal(t.shape)).astype(np.float32)
+    return noisy

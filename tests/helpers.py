@@ -11,12 +11,13 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from model.card import card_path
+from model.card import card_path, load_card
 from model.runtime import DEFAULT_MODEL_PATH
-from tests.audio import tone
+from tests.audio import SYNTHETIC_GENRES, encode, synthetic_genre, tone
 
 ROOT = Path(__file__).resolve().parents[1]
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
+SHIPPED_LABELS = tuple(load_card(card_path(DEFAULT_MODEL_PATH)).labels)  # GTZAN's ten genres
 
 
 def make_client(**overrides: object) -> TestClient:
@@ -47,3 +48,19 @@ def copy_model(tmp_path: Path) -> Path:
     shutil.copy(DEFAULT_MODEL_PATH, path)
     shutil.copy(card_path(DEFAULT_MODEL_PATH), card_path(path))
     return path
+
+
+def write_label_folder(root: Path, per_label: int = 8, seconds: float = 8.0) -> Path:
+    """A user's own training folder `root/<label>/<files>` of SYNTHETIC_GENRES, in WAV, FLAC and
+    Ogg Vorbis by turns, nested one level for some, with a notes file that is not audio."""
+    rate = 22050
+    formats = (("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS"))
+    for i, label in enumerate(SYNTHETIC_GENRES):
+        for k in range(per_label):
+            suffix, fmt, subtype = formats[k % len(formats)]
+            folder = root / label / ("live" if k % 4 == 3 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            samples = synthetic_genre(label, seconds, rate, seed=100 * i + k)
+            (folder / f"{label}{k:02d}.{suffix}").write_bytes(encode(samples, rate, fmt, subtype))
+    (root / SYNTHETIC_GENRES[0] / "notes.txt").write_text("not audio")
+    return root

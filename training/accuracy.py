@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.labels import GENRES, N_GENRES
 
-
-def confusion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """Counts, shape = (true genre, predicted genre)."""
-    matrix = np.zeros((N_GENRES, N_GENRES), dtype=np.int64)
-    np.add.at(matrix, (labels, predictions), 1)
+def confusion(truth: np.ndarray, predictions: np.ndarray, n_labels: int) -> np.ndarray:
+    """Counts, shape = (true label, predicted label)."""
+    matrix = np.zeros((n_labels, n_labels), dtype=np.int64)
+    np.add.at(matrix, (truth, predictions), 1)
     return matrix
 
 
-def summary(labels: np.ndarray, predictions: np.ndarray) -> dict[str, object]:
-    """accuracy, n and per-genre recall (null for a genre with no clips)."""
-    matrix = confusion(labels, predictions)
+def summary(truth: np.ndarray, predictions: np.ndarray, labels: list[str]) -> dict[str, object]:
+    """accuracy, n and per-label recall (null for a label with no clips)."""
+    matrix = confusion(truth, predictions, len(labels))
     totals = matrix.sum(1)
     return {
-        "accuracy": float((labels == predictions).mean()) if len(labels) else None,
-        "n": len(labels),
+        "accuracy": float((truth == predictions).mean()) if len(truth) else None,
+        "n": len(truth),
         "per_genre": {
-            genre: (round(float(matrix[i, i] / totals[i]), 4) if totals[i] else None) for i, genre in enumerate(GENRES)
+            label: (round(float(matrix[i, i] / totals[i]), 4) if totals[i] else None) for i, label in enumerate(labels)
         },
     }

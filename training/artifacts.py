@@ -21,6 +21,7 @@ class Checkpoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     network: NetworkConfig
+    labels: list[str]  # the output units, in order
     front_end: FrontEndSettings
     config: dict[str, Any]  # the run's TrainConfig
     epoch: int
@@ -50,11 +51,14 @@ class RunReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seed: int
+    labels: list[str]
     valid_accuracy: float
     valid: AccuracySummary
     clip_agreement: float | None  # torch, first 30 s of each audio clip against its array
     baselines: dict[str, AccuracySummary]
     train_clips: int
+    valid_ids: list[str]  # the clips early stopping watched (a plain folder's: paths under it)
+    skipped: list[str] = []  # files of the data that could not be read, with why
     best_epoch: int
     train_seconds: float
     data_sha256: str

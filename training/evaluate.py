@@ -1,11 +1,12 @@
-"""Evaluate the shipped ONNX model on a GTZAN-layout folder.
+"""Evaluate an ONNX model (the shipped one by default) on labelled data.
 
     python -m training.evaluate --data DIR [--model PATH]
 
-DIR holds `spectrograms.npz`, `labels.csv` and optionally `audio/<genre>/<clip_id>.<ext>`.
-Every row of labels.csv is scored through the array route; clips with audio also through
-the audio route, which is the service's own pipeline (decode, resample, windows, ONNX).
-`audio_agreement` is the share of those clips whose top genre is the same by both routes.
+DIR is a GTZAN-layout folder (`spectrograms.npz`, `labels.csv`, optionally
+`audio/<genre>/<clip_id>.<ext>`) or a plain folder `DIR/<label>/<audio files>`. Every row of
+labels.csv is scored through the array route; audio files through the audio route, which is the
+service's own pipeline (decode, resample, windows, ONNX). `audio_agreement` is the share of
+the clips with both whose top genre is the same by both routes.
 `robustness` is the audio clips' accuracy clean and under each of `training.degrade.DEGRADATIONS`
 (low sample rates, lossy codecs, a low-pass, noise), each degraded clip going through the
 service's audio route as an upload would. The last line printed is one JSON object.
@@ -19,11 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio import decode, decode_file
+from model.audio import AudioError, decode, decode_file
 from model.features import model_input
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from training.accuracy import summary
-from training.data import audio_path, load_arrays, read_labels
+from training.data import (
+    DataError,
+    audio_path,
+    is_gtzan_layout,
+    label_index,
+    load_arrays,
+    read_labels,
+    scan_label_folder,
+)
 from training.degrade import DEGRADATIONS
 
 BATCH = 32
@@ -57,13 +66,18 @@ def robustness(model: GenreModel, paths: list[Path], labels: np.ndarray, clean_t
     return {"clean": round(clean, 4), **{name: round(count / len(paths), 4) for name, count in correct.items()}}
 
 
-def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | None = None) -> dict[str, object]:
-    """Metrics of every clip of labels.csv (of one split, if given), by both routes."""
+def evaluate(
+    data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | None = None, only: list[str] | None = None
+) -> dict[str, object]:
+    """Metrics of the data by both routes: of a GTZAN layout, every clip of labels.csv (of one
+    split, if given); of a plain folder, every audio file (or `only` these paths under it)."""
     model = GenreModel(model_path, providers="cpu")
-    clips = load_arrays(data, split)
+    if not is_gtzan_layout(data):
+        return evaluate_folder(model, data, only)
+    clips = load_arrays(data, split, model.labels)
     labels = np.array(clips.labels)
     array_top = array_predictions(model, clips.grids)
-    result = summary(labels, array_top)
+    result = summary(labels, array_top, model.labels)
 
     genres = {row["clip_id"]: row["genre"] for row in read_labels(data)}
     audio_rows, audio_paths, audio_top = [], [], []
@@ -84,13 +98,44 @@ def evaluate(data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | Non
     return result
 
 
+def evaluate_folder(model: GenreModel, data: Path, only: list[str] | None = None) -> dict[str, object]:
+    """Metrics of a plain folder's audio files through the audio route; unreadable files are
+    listed under `skipped`, not scored."""
+    found = scan_label_folder(data)
+    paths, truth, top, skipped = [], [], [], []
+    for path, label in found.files:
+        name = path.relative_to(data).as_posix()
+        if only is not None and name not in only:
+            continue
+        index = label_index(model.labels, label, data)
+        try:
+            top.append(audio_prediction(model, path))
+        except AudioError as e:
+            skipped.append(f"{name}: {e}")
+            continue
+        paths.append(path)
+        truth.append(index)
+    labels = np.array(truth, dtype=np.int64)
+    result = summary(labels, np.array(top, dtype=np.int64), model.labels)
+    result.update(
+        audio_n=len(paths),
+        robustness=robustness(model, paths, labels, top) if paths else None,
+        skipped=skipped,
+        model=f"{model.card.name} {model.card.version}",
+    )
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--split", help="only the rows of this split (default: every row)")
     args = parser.parse_args(argv)
-    print(json.dumps(evaluate(args.data, args.model, args.split)))
+    try:
+        print(json.dumps(evaluate(args.data, args.model, args.split)))
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python -m training.export --run runs/seed0 [--run runs/seed1 ...] --out model/genre_birnn.onnx
 
 Several runs make a seed ensemble (their probabilities and attention averaged). The card's
-metrics are measured on the exported ONNX file itself, on the `valid` split.
+labels are the runs'. Its metrics are measured on the exported ONNX file itself: on the `valid`
+split of GTZAN-layout data, or on the files a plain folder's run held out.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import torch
 
 from model.card import MemberCard, ModelCard, write_card
 from model.features import N_FEATURES, FrontEndSettings
-from model.labels import GENRES
 from model.runtime import INPUT_NAME, OUTPUT_NAMES
 from training.artifacts import Checkpoint, RunReport
+from training.data import is_gtzan_layout
 from training.evaluate import evaluate
 from training.network import ExportWrapper, GenreNet
 
@@ -33,7 +34,10 @@ PARITY_SHAPES = ((1, 11), (1, 344), (4, 344), (4, 100), (1, 1000))  # (batch, fr
 def load_run(run: Path) -> tuple[GenreNet, FrontEndSettings, RunReport]:
     """A training run's best network, the front end it was trained with, and its report."""
     checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
-    return net, checkpoint.front_end, RunReport.model_validate_json((run / "report.json").read_text())
+    report = RunReport.model_validate_json((run / "report.json").read_text())
+    if checkpoint.labels != report.labels:
+        raise SystemExit(f"{run}: its checkpoint and its report name different labels")
+    return net, checkpoint.front_end, report
 
 
 def export_onnx(model: ExportWrapper, path: Path) -> None:
@@ -89,7 +93,7 @@ def build_card(
     card = ModelCard(
         name=name,
         version=version,
-        labels=list(GENRES),
+        labels=reports[0].labels,
         feature_settings=front_end,
         members=[member_card(r) for r in reports],
         data_sha256=reports[0].data_sha256,
@@ -98,11 +102,17 @@ def build_card(
     )
     write_card(card, onnx_path)
     # Measured through the card just written, so the file evaluated is the file shipped.
-    card.metrics = {
-        "protocol": "fault-filtered GTZAN valid split (artist-disjoint, 197 clips), full 30 s clips; "
-        "audio_* on its clips that have real audio, through the service's pipeline",
-        "valid": evaluate(data, onnx_path, split="valid"),
-    }
+    if is_gtzan_layout(data):
+        card.metrics = {
+            "protocol": "fault-filtered GTZAN valid split (artist-disjoint, 197 clips), full 30 s clips; "
+            "audio_* on its clips that have real audio, through the service's pipeline",
+            "valid": evaluate(data, onnx_path, split="valid"),
+        }
+    else:
+        card.metrics = {
+            "protocol": "the audio files the (first) run held out for early stopping, through the service's pipeline",
+            "valid": evaluate(data, onnx_path, only=reports[0].valid_ids),
+        }
     write_card(card, onnx_path)
     return card
 
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, action="append", required=True, help="training output folder; repeat")
     parser.add_argument("--out", type=Path, default=Path("model/genre_birnn.onnx"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/gtzan"))
+    parser.add_argument("--data", type=Path, help="the data the runs learnt from (default: the first run's)")
     parser.add_argument("--name", default="genre-birnn-attention")
     parser.add_argument("--version", default="1.0.0")
     args = parser.parse_args(argv)
@@ -119,12 +129,15 @@ def main(argv: list[str] | None = None) -> None:
     nets, front_ends, reports = zip(*(load_run(run) for run in args.run), strict=True)
     if len(set(front_ends)) != 1:
         raise SystemExit("the runs were trained with different front-end settings; they cannot share one card")
+    if any(r.labels != reports[0].labels for r in reports):
+        raise SystemExit("the runs were trained on different labels; they cannot share one card")
     model = ExportWrapper(*nets)
     export_onnx(model, args.out)
     worst = parity(model, args.out)
     if worst > PARITY_TOLERANCE:
         raise SystemExit(f"ONNX and torch differ by {worst:.2e} > {PARITY_TOLERANCE}")
-    card = build_card(list(reports), front_ends[0], args.out, args.data, args.name, args.version)
+    data = args.data or Path(reports[0].config["data"])
+    card = build_card(list(reports), front_ends[0], args.out, data, args.name, args.version)
     print(json.dumps({"onnx": str(args.out), "parity_max_abs": worst, "valid": card.metrics["valid"]}))
 
 

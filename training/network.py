@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from model.features import N_FEATURES
-from model.labels import N_GENRES
 
 FrameEncoder = Literal["linear", "conv"]
 N_COARSE_BANDS = 16  # groups of adjacent log bands whose co-variation the GRU is given
@@ -29,7 +28,7 @@ N_COARSE_BANDS = 16  # groups of adjacent log bands whose co-variation the GRU i
 @dataclass(frozen=True)
 class NetworkConfig:
     n_features: int = N_FEATURES
-    n_classes: int = N_GENRES
+    n_classes: int = 10  # GTZAN's genres; training sets it from its data's labels
     encoder: FrameEncoder = "conv"  # frame encoder: a conv over the log bands, or one linear map
     frame_dim: int = 128  # per-frame embedding fed to the GRU
     conv_channels: int = 16  # "conv" encoder: channels of its first layer (doubled in the second)

@@ -10,19 +10,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from model.labels import GENRES
 from training.accuracy import confusion, summary
 from training.baselines import logistic_predictions, majority_predictions
-from training.data import Split, load_arrays
+from training.data import Split
 from training.network import GenreNet
 from training.scoring import clip_agreement, split_accuracy
 
 
-def plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
+def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(GENRES)), GENRES, rotation=45, ha="right")
-    ax.set_yticks(range(len(GENRES)), GENRES)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for (i, j), count in np.ndenumerate(matrix):
@@ -33,18 +32,21 @@ def plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def valid_figures(net: GenreNet, data: Path, valid: Split, valid_audio: Split, out: Path) -> dict[str, object]:
-    labels = np.array(valid.labels)
+def valid_figures(
+    net: GenreNet, labels: list[str], train: Split, valid: Split, valid_audio: Split, out: Path
+) -> dict[str, object]:
+    """The network's figures on `valid`, and those of both baselines trained on `train`."""
+    truth = np.array(valid.labels)
     accuracy, probs = split_accuracy(net, valid)
     predictions = probs.argmax(1)
-    plot_confusion(confusion(labels, predictions), f"valid accuracy {accuracy:.3f}", out / "confusion.png")
-    train = load_arrays(data, "train")
+    matrix = confusion(truth, predictions, len(labels))
+    plot_confusion(matrix, labels, f"valid accuracy {accuracy:.3f}", out / "confusion.png")
     return {
         "valid_accuracy": accuracy,
-        "valid": summary(labels, predictions),
+        "valid": summary(truth, predictions, labels),
         "clip_agreement": clip_agreement(net, valid, valid_audio),
         "baselines": {
-            "majority": summary(labels, majority_predictions(train, len(labels))),
-            "logistic_band_stats": summary(labels, logistic_predictions(train, valid)),
+            "majority": summary(truth, majority_predictions(train, len(truth)), labels),
+            "logistic_band_stats": summary(truth, logistic_predictions(train, valid), labels),
         },
     }

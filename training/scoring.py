@@ -14,17 +14,23 @@ from training.data import Split
 from training.network import GenreNet
 
 
-def batches(x: list[np.ndarray], size: int) -> list[np.ndarray]:
-    """Stack equal-length model inputs into batches, shape = (batch, frames, bands)."""
-    return [np.stack(x[i : i + size]) for i in range(0, len(x), size)]
+def batches(x: list[np.ndarray], size: int) -> list[list[int]]:
+    """Rows of model inputs to stack together: equal lengths, at most `size` at a time."""
+    by_length: dict[int, list[int]] = {}
+    for i, clip in enumerate(x):
+        by_length.setdefault(clip.shape[0], []).append(i)
+    return [rows[i : i + size] for rows in by_length.values() for i in range(0, len(rows), size)]
 
 
 @torch.no_grad()
 def predict(net: GenreNet, inputs: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of full clips, shape = (clips, classes). Clips of equal length."""
+    """Class probabilities of full clips of any lengths, shape = (clips, classes)."""
     net.eval()
-    probs = [torch.softmax(net(torch.from_numpy(b))[0], dim=1).numpy() for b in batches(inputs, batch_size)]
-    return np.concatenate(probs) if probs else np.zeros((0, net.config.n_classes), np.float32)
+    probs = np.zeros((len(inputs), net.config.n_classes), np.float32)
+    for rows in batches(inputs, batch_size):
+        logits, _ = net(torch.from_numpy(np.stack([inputs[i] for i in rows])))
+        probs[rows] = torch.softmax(logits, dim=1).numpy()
+    return probs
 
 
 def split_accuracy(net: GenreNet, split: Split) -> tuple[float, np.ndarray]:

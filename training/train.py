@@ -1,9 +1,14 @@
-"""Train the BiGRU + attention genre model on the GTZAN arrays.
+"""Train the BiGRU + attention genre model.
 
     python -m training.train --data ../shared/data/gtzan --out runs/main
+    python -m training.train --data MY_MUSIC --out runs/mine
 
-Early-stops on `valid` accuracy, keeps the best checkpoint (with its config) and writes a
-report (valid metrics against two baselines, confusion matrix) next to it.
+--data is a GTZAN-layout folder (its `train` split is learnt, its `valid` split watched) or a
+plain folder of audio files, one sub-folder per label, `MY_MUSIC/<label>/<files>`: any number
+of labels from two, any names; a stratified share of each label (--holdout) is watched.
+
+Early-stops on the watched clips' accuracy, keeps the best checkpoint (with its config and
+labels) and writes a report (its figures against two baselines, confusion matrix) next to it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ from tqdm import tqdm
 from model.features import DEFAULT_SETTINGS
 from training.artifacts import Checkpoint, RunReport
 from training.augment import AugmentConfig, augment
-from training.data import Split, data_hash, load_arrays, load_audio_clips, load_genre_folder
+from training.data import (
+    DataError,
+    Split,
+    data_hash,
+    gtzan_labels,
+    is_gtzan_layout,
+    load_arrays,
+    load_audio_clips,
+    load_label_folder,
+    scan_label_folder,
+    stratified_holdout,
+)
 from training.network import GenreNet, NetworkConfig
 from training.report import valid_figures
 from training.scoring import split_accuracy
@@ -34,8 +50,9 @@ from training.scoring import split_accuracy
 class TrainConfig:
     data: Path = Path("../shared/data/gtzan")
     out: Path = Path("runs/main")
-    audio_folder: Path | None = None  # optional extra GTZAN-style `<genre>/*.wav` folder
-    use_shared_audio: bool = True  # add the train split's real audio clips (audio route)
+    audio_folder: Path | None = None  # optional extra `<label>/<audio files>` folder to learn from too
+    use_shared_audio: bool = True  # GTZAN layout: add the train split's real audio clips (audio route)
+    holdout: float = 0.2  # plain folder: the share of each label's files watched for early stopping
     seed: int = 0
     epochs: int = 80
     patience: int = 30
@@ -55,18 +72,45 @@ class TrainConfig:
         return as_json
 
 
-def training_set(cfg: TrainConfig, rng: np.random.Generator) -> Split:
-    train = load_arrays(cfg.data, "train")
+@dataclass
+class RunData:
+    """What a run learns from and watches, and under which labels."""
+
+    labels: list[str]
+    train: Split  # what the network learns from
+    baseline_train: Split  # what the baselines learn from (GTZAN: the arrays alone)
+    valid: Split  # what early stopping watches
+    valid_audio: Split  # GTZAN: valid clips that have audio, for the two routes' agreement
+    skipped: list[str] = field(default_factory=list)  # files that could not be read, with why
+
+
+def gtzan_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
+    labels = gtzan_labels(cfg.data)
+    train = load_arrays(cfg.data, "train", labels)
     if cfg.max_train_clips:
         keep = sorted(rng.choice(len(train), min(cfg.max_train_clips, len(train)), replace=False))
         train = train.subset([int(i) for i in keep])
-    extras = [load_audio_clips(cfg.data, "train", rng)] if cfg.use_shared_audio else []
+    learnt = train.subset(list(range(len(train))))
+    if cfg.use_shared_audio:
+        learnt.extend(load_audio_clips(cfg.data, "train", rng, labels))
+    valid = load_arrays(cfg.data, "valid", labels)
+    return RunData(labels, learnt, train, valid, load_audio_clips(cfg.data, "valid", labels=labels))
+
+
+def folder_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
+    found = scan_label_folder(cfg.data)
+    clips, skipped = load_label_folder(found, found.labels)
+    train, valid = stratified_holdout(clips, found.labels, cfg.holdout, rng)
+    return RunData(found.labels, train, train, valid, Split(), skipped)
+
+
+def run_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
+    data = gtzan_data(cfg, rng) if is_gtzan_layout(cfg.data) else folder_data(cfg, rng)
     if cfg.audio_folder is not None:
-        extras.append(load_genre_folder(cfg.audio_folder))
-    for extra in extras:
-        for i in range(len(extra)):
-            train.add(extra.ids[i], extra.grids[i], extra.labels[i], extra.variants[i])
-    return train
+        extra, skipped = load_label_folder(scan_label_folder(cfg.audio_folder), data.labels)
+        data.train.extend(extra)
+        data.skipped += skipped
+    return data
 
 
 def get_batch(
@@ -104,19 +148,23 @@ def train(cfg: TrainConfig) -> RunReport:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
+    data = run_data(cfg, rng)
     cfg.out.mkdir(parents=True, exist_ok=True)
+    for message in data.skipped:
+        print(f"skipped {message}")
+    train_set, valid = data.train, data.valid
+    print(
+        f"{len(data.labels)} labels; train {len(train_set)} clips, valid {len(valid)}"
+        f" (+{len(data.valid_audio)} as audio); {len(data.skipped)} files skipped"
+    )
 
-    train_set = training_set(cfg, rng)
-    valid = load_arrays(cfg.data, "valid")
-    valid_audio = load_audio_clips(cfg.data, "valid")
-    print(f"train {len(train_set)} clips, valid {len(valid)} (+{len(valid_audio)} as audio)")
-
-    net = GenreNet(cfg.network)
+    network = dataclasses.replace(cfg.network, n_classes=len(data.labels))
+    net = GenreNet(network)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1
-    )
+    # OneCycle needs a few steps in each phase: a tiny folder's run stops partway through a longer one.
+    total_steps = max(cfg.epochs * steps_per_epoch, 20)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=total_steps, pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     best_accuracy, best_epoch, since_best = -1.0, 0, 0
     start = time.time()
@@ -137,7 +185,9 @@ def train(cfg: TrainConfig) -> RunReport:
         bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}", best=f"{best_accuracy:.3f}")
         if accuracy > best_accuracy:
             best_accuracy, best_epoch, since_best = accuracy, epoch, 0
-            checkpoint = Checkpoint(network=cfg.network, front_end=DEFAULT_SETTINGS, config=cfg.to_dict(), epoch=epoch)
+            checkpoint = Checkpoint(
+                network=network, labels=data.labels, front_end=DEFAULT_SETTINGS, config=cfg.to_dict(), epoch=epoch
+            )
             checkpoint.save(net, cfg.out / "checkpoint.pt")
         else:
             since_best += 1
@@ -148,13 +198,16 @@ def train(cfg: TrainConfig) -> RunReport:
     _, net = Checkpoint.load(cfg.out / "checkpoint.pt")
     report = RunReport.model_validate(
         {
-            **valid_figures(net, cfg.data, valid, valid_audio, cfg.out),
+            **valid_figures(net, data.labels, data.baseline_train, valid, data.valid_audio, cfg.out),
             "seed": cfg.seed,
+            "labels": data.labels,
             "train_clips": len(train_set),
+            "valid_ids": valid.ids,
+            "skipped": data.skipped,
             "best_epoch": best_epoch,
             "train_seconds": round(time.time() - start, 1),
             "data_sha256": data_hash(cfg.data),
-            "network": cfg.network,
+            "network": network,
             "config": cfg.to_dict(),
         }
     )
@@ -198,5 +251,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**flat, **nested)
 
 
+def main(argv: list[str] | None = None) -> None:
+    try:
+        train(parse_args(argv))
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
-    train(parse_args())
+    main()

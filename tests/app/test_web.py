@@ -10,9 +10,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from bench.server import running_server
-from model.labels import GENRES
 from tests.audio import encode, music_like
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SHIPPED_LABELS
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
@@ -61,6 +60,7 @@ def painted_pixels(page: Page) -> int:
 def test_a_three_minute_track_tells_its_story(page: Page, tmp_path: Path, console_errors: list[str]) -> None:
     """A 3-minute generated track: genre bars, a labelled genre-over-time lane, one merged attention strip
     over the waveform, plain words with the details on hover, and no console errors (favicon included)."""
+    expect(page.locator("#labels")).to_have_text(f" (of 10: {', '.join(SHIPPED_LABELS)})")  # from the card
     clip = tmp_path / "song.mp3"
     music = np.concatenate(
         [music_like(90.0, 44100, seed=1, channels=2), 0.5 * music_like(90.0, 44100, seed=7, channels=2)]
@@ -68,7 +68,7 @@ def test_a_three_minute_track_tells_its_story(page: Page, tmp_path: Path, consol
     clip.write_bytes(encode(music, 44100, "MP3", "MPEG_LAYER_III"))
     page.set_input_files("#file", str(clip))
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
-    expect(page.locator("#chart .bar")).to_have_count(len(GENRES))
+    expect(page.locator("#chart .bar")).to_have_count(len(SHIPPED_LABELS))
     expect(page.locator("#top-genre")).to_have_text(page.locator("#chart span").first.inner_text())
     expect(page.locator("#timeline-card")).to_be_visible()
 
@@ -78,7 +78,7 @@ def test_a_three_minute_track_tells_its_story(page: Page, tmp_path: Path, consol
     lane_width = float(page.locator("#genre-lane").evaluate("e => e.getBoundingClientRect().width"))
     assert sum(widths) == pytest.approx(lane_width, abs=2)  # the stretches tile the whole track
     for stretch in stretches.all():
-        assert stretch.inner_text() in GENRES and "window" in (stretch.get_attribute("title") or "")
+        assert stretch.inner_text() in SHIPPED_LABELS and "window" in (stretch.get_attribute("title") or "")
     assert painted_pixels(page) > 10_000
 
     meta = page.locator("#meta")
@@ -128,5 +128,5 @@ def test_the_page_asks_for_a_key_when_the_service_needs_one(page: Page, tmp_path
         keyed.fill("#api-key", "page-test-key")
         keyed.click("#key-form button")  # the same file again, now with the key
         expect(keyed.locator("#status")).to_contain_text("Done", timeout=30_000)
-        expect(keyed.locator("#chart .bar")).to_have_count(len(GENRES))
+        expect(keyed.locator("#chart .bar")).to_have_count(len(SHIPPED_LABELS))
     keyed.close()

@@ -11,11 +11,11 @@ import pytest
 from bench.common import MODEL_1_2_0_CARD, file_from_git
 from model.card import IncompatibleModelError, card_path, load_card
 from model.features import SAMPLE_RATE, FrontEndSettings, model_input, to_mono
-from model.labels import GENRES
 from model.runtime import CPU, CUDA, DEFAULT_MODEL_PATH, GenreModel, choose_providers
 from model.windows import coverage_weights
 from tests.audio import music_like
 from tests.helpers import copy_model
+from training.data import gtzan_labels
 from training.evaluate import evaluate
 
 
@@ -37,10 +37,10 @@ def test_auto_on_this_machine_runs_on_a_real_provider() -> None:
     assert model.provider in (CUDA, CPU)
 
 
-def test_shipped_card_matches_this_front_end_and_model_file() -> None:
+def test_shipped_card_matches_this_front_end_and_model_file(gtzan: Path) -> None:
     card = load_card(card_path(DEFAULT_MODEL_PATH))
     card.check_compatible()
-    assert card.labels == list(GENRES)
+    assert card.labels == gtzan_labels(gtzan) and len(card.labels) == 10
     assert card.metrics["valid"]["accuracy"] > card.baselines["logistic_band_stats"]["accuracy"]
     assert len(card.members) >= 1 and all(m.network for m in card.members)
     text = card_path(DEFAULT_MODEL_PATH).read_text()
@@ -113,6 +113,23 @@ def test_the_front_end_is_rebuilt_from_the_card(tmp_path: Path, model: GenreMode
 def test_a_card_this_code_cannot_serve_is_refused(tmp_path: Path, changes: dict[str, object], reason: str) -> None:
     path = copy_model(tmp_path)
     edit_card(path, **changes)
+    with pytest.raises(IncompatibleModelError, match=reason):
+        GenreModel(path, providers="cpu")
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason"),
+    [
+        (["rock"], "at least two distinct"),
+        (["rock", "rock", "jazz"], "at least two distinct"),
+        (["rock", " "], "at least two distinct"),
+        (["a", "b", "c"], "10 outputs, its card 3 labels"),
+    ],
+)
+def test_a_card_whose_labels_cannot_name_the_outputs_is_refused(tmp_path: Path, labels: list[str], reason: str) -> None:
+    path = copy_model(tmp_path)
+    card = json.loads(card_path(path).read_text())
+    card_path(path).write_text(json.dumps({**card, "labels": labels}))
     with pytest.raises(IncompatibleModelError, match=reason):
         GenreModel(path, providers="cpu")
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from model.features import N_FEATURES
-from model.labels import N_GENRES
 from training.network import N_COARSE_BANDS, BandCoVariation, ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
 
 ENCODERS = get_args(FrameEncoder)
@@ -22,7 +21,7 @@ def test_outputs_are_distributions_of_the_right_shape(
     torch.manual_seed(0)
     net = GenreNet(NetworkConfig(encoder=encoder, co_variation=co_variation))
     probabilities, attention = ExportWrapper(net).eval()(torch.randn(batch, frames, N_FEATURES))
-    assert probabilities.shape == (batch, N_GENRES) and attention.shape == (batch, frames)
+    assert probabilities.shape == (batch, NetworkConfig().n_classes) and attention.shape == (batch, frames)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(batch))
     torch.testing.assert_close(attention.sum(1), torch.ones(batch))
     assert (attention >= 0).all()
