@@ -37,6 +37,20 @@ class MemberCard(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="training config, without machine paths")
 
 
+class Calibration(BaseModel):
+    """How the model's probabilities were calibrated (the ONNX file divides its logits by `temperature`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    temperature: float = Field(gt=0)
+    ece_before: float = Field(description="expected calibration error, out of fold, before")
+    ece_after: float = Field(description="the same after, with T fitted on the other folds (cross-fitted)")
+    nll_before: float
+    nll_after: float
+    bins: int
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +63,7 @@ class ModelCard(BaseModel):
     onnx_sha256: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     baselines: dict[str, Any] = Field(default_factory=dict)
+    calibration: Calibration | None = None
 
     @field_validator("labels")
     @classmethod

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import struct
 from pathlib import Path
 
 import httpx
+import numpy as np
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -14,6 +16,7 @@ from app.main import create_app
 from model.card import card_path, load_card
 from model.runtime import DEFAULT_MODEL_PATH
 from tests.audio import SYNTHETIC_GENRES, encode, synthetic_genre, tone
+from training.data import read_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
@@ -64,3 +67,28 @@ def write_label_folder(root: Path, per_label: int = 8, seconds: float = 8.0) -> 
             (folder / f"{label}{k:02d}.{suffix}").write_bytes(encode(samples, rate, fmt, subtype))
     (root / SYNTHETIC_GENRES[0] / "notes.txt").write_text("not audio")
     return root
+
+
+def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None:
+    """A GTZAN-layout folder holding only some clips (as the held-out test folder would)."""
+    dst.mkdir()
+    rows = [r for r in read_labels(src) if r["clip_id"] in ids]
+    with open(dst / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["clip_id", "genre", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    with np.load(src / "spectrograms.npz") as npz:
+        keep = [i for i, c in enumerate(npz["ids"]) if c in ids]
+        np.savez_compressed(dst / "spectrograms.npz", ids=npz["ids"][keep], spectrograms=npz["spectrograms"][keep])
+    if (src / "artists.csv").is_file():
+        with open(src / "artists.csv", newline="") as f:
+            artists = [r for r in csv.DictReader(f) if r["clip_id"] in ids]
+        with open(dst / "artists.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["clip_id", "artist"])
+            writer.writeheader()
+            writer.writerows(artists)
+    if with_audio:
+        for r in rows:
+            for path in (src / "audio" / r["genre"]).glob(f"{r['clip_id']}.*"):
+                (dst / "audio" / r["genre"]).mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dst / "audio" / r["genre"] / path.name)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from model.card import Calibration
 from model.features import FrontEndSettings
 from training.network import GenreNet, NetworkConfig
 
@@ -52,10 +53,14 @@ class RunReport(BaseModel):
 
     seed: int
     labels: list[str]
-    valid_accuracy: float
-    valid: AccuracySummary
+    valid_accuracy: float | None  # None when the run watched nothing (all_clips)
+    valid: AccuracySummary | None
     clip_agreement: float | None  # torch, first 30 s of each audio clip against its array
     baselines: dict[str, AccuracySummary]
+    # The final network's logits on the watched clips, and on those that have audio by the audio
+    # route: what cross-validation pools into out-of-fold figures and calibration.
+    valid_logits: list[list[float]] = []
+    valid_audio_logits: dict[str, list[float]] = {}
     train_clips: int
     valid_ids: list[str]  # the clips early stopping watched (a plain folder's: paths under it)
     skipped: list[str] = []  # files of the data that could not be read, with why
@@ -68,3 +73,36 @@ class RunReport(BaseModel):
     def portable_config(self) -> dict[str, Any]:
         """The config without machine paths or the network (recorded on its own), for the card."""
         return {k: v for k, v in self.config.items() if k not in ("data", "out", "audio_folder", "network")}
+
+
+class AudioFigures(BaseModel):
+    """The audio route's figures on clips that have audio (training.evaluate's audio_* fields)."""
+
+    audio_n: int
+    audio_accuracy: float
+    audio_agreement: float
+    robustness: dict[str, float]
+
+
+class CvReport(BaseModel):
+    """training.cv's report: a training recipe's out-of-fold figures and the calibration they fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: str
+    labels: list[str]
+    folds: int
+    n: int
+    accuracy: float
+    interval_95: tuple[float, float]  # bootstrap over artists
+    fold_accuracies: list[float]
+    per_genre: dict[str, float | None]
+    baselines: dict[str, AccuracySummary]  # trained and scored on the same folds
+    audio: AudioFigures  # each fold's ONNX export on its own clips, through the service's pipeline
+    calibration: Calibration
+    network: NetworkConfig
+    config: dict[str, Any]  # the folds' training config, without paths or the fold
+
+    def summary(self) -> dict[str, Any]:
+        """What the model card carries (the calibration has its own place there)."""
+        return self.model_dump(mode="json", exclude={"labels", "calibration", "network", "config"})

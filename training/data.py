@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,16 +122,17 @@ def codec_variants(path: Path, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def load_audio_clips(
-    data_dir: Path, split: str | None = None, rng: np.random.Generator | None = None, labels: list[str] | None = None
+    data_dir: Path,
+    keep: Callable[[str], bool] = lambda clip_id: True,
+    rng: np.random.Generator | None = None,
+    labels: list[str] | None = None,
 ) -> Split:
-    """Grids computed from the clips of `audio/` that labels.csv lists (of one split, if given);
+    """Grids computed from the clips of `audio/` that labels.csv lists (those whose id `keep`s);
     with rng, each also through the lossy codecs (Split.variants)."""
     labels = gtzan_labels(data_dir) if labels is None else labels
     out = Split()
     for row in read_labels(data_dir):
-        if split is not None and row["split"] != split:
-            continue
-        path = audio_path(data_dir, row["genre"], row["clip_id"])
+        path = audio_path(data_dir, row["genre"], row["clip_id"]) if keep(row["clip_id"]) else None
         if path is not None:
             variants = codec_variants(path, rng) if rng is not None else []
             label = label_index(labels, row["genre"], data_dir)

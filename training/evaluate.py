@@ -70,11 +70,14 @@ def evaluate(
     data: Path, model_path: Path = DEFAULT_MODEL_PATH, split: str | None = None, only: list[str] | None = None
 ) -> dict[str, object]:
     """Metrics of the data by both routes: of a GTZAN layout, every clip of labels.csv (of one
-    split, if given); of a plain folder, every audio file (or `only` these paths under it)."""
+    split, if given; or `only` these clip ids); of a plain folder, every audio file (or `only`
+    these paths under it)."""
     model = GenreModel(model_path, providers="cpu")
     if not is_gtzan_layout(data):
         return evaluate_folder(model, data, only)
     clips = load_arrays(data, split, model.labels)
+    if only is not None:
+        clips = clips.subset([i for i, clip_id in enumerate(clips.ids) if clip_id in only])
     labels = np.array(clips.labels)
     array_top = array_predictions(model, clips.grids)
     result = summary(labels, array_top, model.labels)

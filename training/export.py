@@ -21,7 +21,7 @@ import torch
 from model.card import MemberCard, ModelCard, write_card
 from model.features import N_FEATURES, FrontEndSettings
 from model.runtime import INPUT_NAME, OUTPUT_NAMES
-from training.artifacts import Checkpoint, RunReport
+from training.artifacts import Checkpoint, CvReport, RunReport
 from training.data import is_gtzan_layout
 from training.evaluate import evaluate
 from training.network import ExportWrapper, GenreNet
@@ -87,26 +87,50 @@ def member_card(report: RunReport) -> MemberCard:
     )
 
 
-def build_card(
-    reports: list[RunReport], front_end: FrontEndSettings, onnx_path: Path, data: Path, name: str, version: str
+def write_model(
+    nets: list[GenreNet], front_end: FrontEndSettings, labels: list[str], onnx_path: Path, temperature: float = 1.0
 ) -> ModelCard:
+    """The ONNX file of one network or an ensemble, checked against torch, and a bare card beside it."""
+    model = ExportWrapper(*nets, temperature=temperature)
+    export_onnx(model, onnx_path)
+    worst = parity(model, onnx_path)
+    if worst > PARITY_TOLERANCE:
+        raise SystemExit(f"ONNX and torch differ by {worst:.2e} > {PARITY_TOLERANCE}")
     card = ModelCard(
-        name=name,
-        version=version,
-        labels=reports[0].labels,
+        name=onnx_path.stem,
+        version="0",
+        labels=labels,
         feature_settings=front_end,
-        members=[member_card(r) for r in reports],
-        data_sha256=reports[0].data_sha256,
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        baselines={k: v.model_dump() for k, v in reports[0].baselines.items()},
     )
     write_card(card, onnx_path)
+    return card
+
+
+def build_card(
+    card: ModelCard, reports: list[RunReport], onnx_path: Path, data: Path, cv: CvReport | None
+) -> ModelCard:
+    """The card of an exported model: its runs, and its figures measured on the file itself."""
+    card.members = [member_card(r) for r in reports]
+    card.data_sha256 = reports[0].data_sha256
+    card.baselines = {k: v.model_dump() for k, v in (cv.baselines if cv else reports[0].baselines).items()}
+    card.calibration = cv.calibration if cv else None
+    write_card(card, onnx_path)
     # Measured through the card just written, so the file evaluated is the file shipped.
-    if is_gtzan_layout(data):
+    if cv is not None and reports[0].valid_accuracy is None:
+        card.metrics = {
+            "protocol": "cv: out-of-fold, artist-disjoint cross-validation of this recipe over train + valid "
+            "(training/cv.py); training_clips: this file on the clips it learnt from (how well it fits, and a "
+            "golden figure to re-score), not an estimate of accuracy",
+            "cv": cv.summary(),
+            "training_clips": evaluate(data, onnx_path),
+        }
+    elif is_gtzan_layout(data):
         card.metrics = {
             "protocol": "fault-filtered GTZAN valid split (artist-disjoint, 197 clips), full 30 s clips; "
             "audio_* on its clips that have real audio, through the service's pipeline",
             "valid": evaluate(data, onnx_path, split="valid"),
+            **({"cv": cv.summary()} if cv else {}),
         }
     else:
         card.metrics = {
@@ -124,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, help="the data the runs learnt from (default: the first run's)")
     parser.add_argument("--name", default="genre-birnn-attention")
     parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--cv", type=Path, help="training.cv's report of this recipe: figures and calibration")
     args = parser.parse_args(argv)
 
     nets, front_ends, reports = zip(*(load_run(run) for run in args.run), strict=True)
@@ -131,14 +156,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the runs were trained with different front-end settings; they cannot share one card")
     if any(r.labels != reports[0].labels for r in reports):
         raise SystemExit("the runs were trained on different labels; they cannot share one card")
-    model = ExportWrapper(*nets)
-    export_onnx(model, args.out)
-    worst = parity(model, args.out)
-    if worst > PARITY_TOLERANCE:
-        raise SystemExit(f"ONNX and torch differ by {worst:.2e} > {PARITY_TOLERANCE}")
+    cv = CvReport.model_validate_json(args.cv.read_text()) if args.cv else None
+    if cv is not None and cv.labels != reports[0].labels:
+        raise SystemExit(f"{args.cv} is about other labels than the runs'")
+    temperature = cv.calibration.temperature if cv else 1.0
+    card = write_model(list(nets), front_ends[0], reports[0].labels, args.out, temperature)
+    card.name, card.version = args.name, args.version
     data = args.data or Path(reports[0].config["data"])
-    card = build_card(list(reports), front_ends[0], args.out, data, args.name, args.version)
-    print(json.dumps({"onnx": str(args.out), "parity_max_abs": worst, "valid": card.metrics["valid"]}))
+    card = build_card(card, list(reports), args.out, data, cv)
+    print(json.dumps({"onnx": str(args.out), **card.metrics}))
 
 
 if __name__ == "__main__":

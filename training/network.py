@@ -161,15 +161,17 @@ class ExportWrapper(nn.Module):
     """What ships in ONNX: one network or a seed ensemble, giving class probabilities.
 
     An ensemble averages its members' probabilities and attention weights; the mean of
-    distributions over frames is itself one, so the output contract is the same.
+    distributions over frames is itself one, so the output contract is the same. `temperature`
+    divides the logits first (training.calibration), so the file's probabilities are calibrated.
     """
 
-    def __init__(self, *members: GenreNet) -> None:
+    def __init__(self, *members: GenreNet, temperature: float = 1.0) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = [member(x) for member in self.members]
-        probabilities = torch.stack([torch.softmax(logits, dim=1) for logits, _ in outputs]).mean(0)
+        probabilities = torch.stack([torch.softmax(logits / self.temperature, dim=1) for logits, _ in outputs]).mean(0)
         attention = torch.stack([weights for _, weights in outputs]).mean(0)
         return probabilities, attention

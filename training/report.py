@@ -10,11 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from model.features import model_input
 from training.accuracy import confusion, summary
 from training.baselines import logistic_predictions, majority_predictions
 from training.data import Split
 from training.network import GenreNet
-from training.scoring import clip_agreement, split_accuracy
+from training.scoring import clip_agreement, clip_logits, split_accuracy
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], title: str, path: Path) -> None:
@@ -36,6 +37,8 @@ def valid_figures(
     net: GenreNet, labels: list[str], train: Split, valid: Split, valid_audio: Split, out: Path
 ) -> dict[str, object]:
     """The network's figures on `valid`, and those of both baselines trained on `train`."""
+    if not len(valid):
+        return {"valid_accuracy": None, "valid": None, "clip_agreement": None, "baselines": {}}
     truth = np.array(valid.labels)
     accuracy, probs = split_accuracy(net, valid)
     predictions = probs.argmax(1)
@@ -45,6 +48,14 @@ def valid_figures(
         "valid_accuracy": accuracy,
         "valid": summary(truth, predictions, labels),
         "clip_agreement": clip_agreement(net, valid, valid_audio),
+        "valid_logits": clip_logits(net, [model_input(g) for g in valid.grids]).round(5).tolist(),
+        "valid_audio_logits": dict(
+            zip(
+                valid_audio.ids,
+                clip_logits(net, [model_input(g) for g in valid_audio.grids]).round(5).tolist(),
+                strict=True,
+            )
+        ),
         "baselines": {
             "majority": summary(truth, majority_predictions(train, len(truth)), labels),
             "logistic_band_stats": summary(truth, logistic_predictions(train, valid), labels),

@@ -23,13 +23,18 @@ def batches(x: list[np.ndarray], size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def predict(net: GenreNet, inputs: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of full clips of any lengths, shape = (clips, classes)."""
+def clip_logits(net: GenreNet, inputs: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Class logits of full clips of any lengths, shape = (clips, classes)."""
     net.eval()
-    probs = np.zeros((len(inputs), net.config.n_classes), np.float32)
+    logits = np.zeros((len(inputs), net.config.n_classes), np.float32)
     for rows in batches(inputs, batch_size):
-        logits, _ = net(torch.from_numpy(np.stack([inputs[i] for i in rows])))
-        probs[rows] = torch.softmax(logits, dim=1).numpy()
+        logits[rows] = net(torch.from_numpy(np.stack([inputs[i] for i in rows])))[0].numpy()
+    return logits
+
+
+def predict(net: GenreNet, inputs: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities of full clips of any lengths, shape = (clips, classes)."""
+    probs: np.ndarray = torch.softmax(torch.from_numpy(clip_logits(net, inputs)), dim=1).numpy()
     return probs
 
 

@@ -38,9 +38,11 @@ from training.data import (
     load_arrays,
     load_audio_clips,
     load_label_folder,
+    read_labels,
     scan_label_folder,
     stratified_holdout,
 )
+from training.folds import artist_folds
 from training.network import GenreNet, NetworkConfig
 from training.report import valid_figures
 from training.scoring import split_accuracy
@@ -53,6 +55,11 @@ class TrainConfig:
     audio_folder: Path | None = None  # optional extra `<label>/<audio files>` folder to learn from too
     use_shared_audio: bool = True  # GTZAN layout: add the train split's real audio clips (audio route)
     holdout: float = 0.2  # plain folder: the share of each label's files watched for early stopping
+    # GTZAN layout, cross-validation: learn from train + valid except one artist-disjoint fold
+    # (training.folds) and score that fold. Such runs keep their last epoch: they never pick by the fold.
+    cv_fold: int = -1  # -1: no fold
+    cv_folds: int = 5
+    all_clips: bool = False  # GTZAN layout: learn from train + valid and all audio clips, keep the last epoch
     seed: int = 0
     epochs: int = 80
     patience: int = 30
@@ -85,16 +92,27 @@ class RunData:
 
 
 def gtzan_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
+    """GTZAN's train split against its valid split; or, for cross-validation, every other fold
+    against one; or all clips against nothing."""
     labels = gtzan_labels(cfg.data)
-    train = load_arrays(cfg.data, "train", labels)
+    if cfg.cv_fold >= 0:
+        fold_of = artist_folds(cfg.data, cfg.cv_folds)
+        watched = {clip_id for clip_id, fold in fold_of.items() if fold == cfg.cv_fold}
+    else:
+        watched = (
+            set() if cfg.all_clips else {row["clip_id"] for row in read_labels(cfg.data) if row["split"] == "valid"}
+        )
+    arrays = load_arrays(cfg.data, labels=labels)
+    train = arrays.subset([i for i, c in enumerate(arrays.ids) if c not in watched])
+    valid = arrays.subset([i for i, c in enumerate(arrays.ids) if c in watched])
     if cfg.max_train_clips:
         keep = sorted(rng.choice(len(train), min(cfg.max_train_clips, len(train)), replace=False))
         train = train.subset([int(i) for i in keep])
     learnt = train.subset(list(range(len(train))))
     if cfg.use_shared_audio:
-        learnt.extend(load_audio_clips(cfg.data, "train", rng, labels))
-    valid = load_arrays(cfg.data, "valid", labels)
-    return RunData(labels, learnt, train, valid, load_audio_clips(cfg.data, "valid", labels=labels))
+        learnt.extend(load_audio_clips(cfg.data, lambda c: c not in watched, rng, labels))
+    valid_audio = load_audio_clips(cfg.data, lambda c: c in watched, labels=labels)
+    return RunData(labels, learnt, train, valid, valid_audio)
 
 
 def folder_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
@@ -166,8 +184,17 @@ def train(cfg: TrainConfig) -> RunReport:
     total_steps = max(cfg.epochs * steps_per_epoch, 20)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=total_steps, pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    # Early stopping picks the best epoch on the watched clips; a cross-validation fold's run must not
+    # pick by the clips it is scored on, and an all-clips run has none: both keep their last epoch.
+    keep_best = len(valid) > 0 and cfg.cv_fold < 0
     best_accuracy, best_epoch, since_best = -1.0, 0, 0
     start = time.time()
+
+    def save(epoch: int) -> None:
+        meta = Checkpoint(
+            network=network, labels=data.labels, front_end=DEFAULT_SETTINGS, config=cfg.to_dict(), epoch=epoch
+        )
+        meta.save(net, cfg.out / "checkpoint.pt")
 
     for epoch in (bar := tqdm(range(cfg.epochs), desc="train")):
         net.train()
@@ -180,15 +207,17 @@ def train(cfg: TrainConfig) -> RunReport:
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             schedule.step()
+        if not keep_best:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            save(epoch)
+            best_epoch = epoch
+            continue
 
         accuracy, _ = split_accuracy(net, valid)
         bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}", best=f"{best_accuracy:.3f}")
         if accuracy > best_accuracy:
             best_accuracy, best_epoch, since_best = accuracy, epoch, 0
-            checkpoint = Checkpoint(
-                network=network, labels=data.labels, front_end=DEFAULT_SETTINGS, config=cfg.to_dict(), epoch=epoch
-            )
-            checkpoint.save(net, cfg.out / "checkpoint.pt")
+            save(epoch)
         else:
             since_best += 1
             if since_best >= cfg.patience:

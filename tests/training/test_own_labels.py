@@ -55,6 +55,7 @@ def test_training_learns_the_folders_labels_and_reports_the_skipped_files(
     # The stratified holdout: 20 % of each label's 8 readable files, at least one, nested files included.
     assert len(report.valid_ids) == 3 * 2 and report.train_clips == 3 * (PER_LABEL - 2)
     assert {i.split("/")[0] for i in report.valid_ids} == set(LABELS)
+    assert report.valid_accuracy is not None and report.valid is not None
     assert report.valid_accuracy >= 2 / 3, "three very different sounds should be told apart"
     assert set(report.valid.per_genre) == set(LABELS) == set(report.baselines["majority"].per_genre)
 

@@ -1,0 +1,140 @@
+"""Cross-validation: artist-disjoint folds, pooled out-of-fold figures, calibration, and export with them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from scipy.special import softmax
+
+from model.card import card_path, load_card
+from model.features import model_input
+from model.runtime import GenreModel
+from tests.helpers import write_subset
+from training.artifacts import Checkpoint, CvReport
+from training.calibration import expected_calibration_error, fit_temperature, nll
+from training.cv import bootstrap_interval, cross_validate
+from training.data import load_arrays, read_labels
+from training.degrade import DEGRADATIONS
+from training.export import main as export_main
+from training.folds import artist_folds, artist_groups
+from training.network import NetworkConfig
+from training.scoring import clip_logits
+from training.train import TrainConfig, train
+
+N_FOLDS = 3
+
+
+def test_folds_keep_each_artist_whole_and_are_near_equal(gtzan: Path) -> None:
+    folds, groups = artist_folds(gtzan, 5), artist_groups(gtzan)
+    assert set(folds) == {row["clip_id"] for row in read_labels(gtzan)}
+    for artist in set(groups.values()):
+        assert len({folds[c] for c, g in groups.items() if g == artist}) == 1, artist
+    sizes = Counter(folds.values())
+    assert set(sizes) == set(range(5)) and max(sizes.values()) < 1.3 * min(sizes.values())
+    unknown = [c for c, g in groups.items() if g.startswith("unknown:")]
+    assert len(unknown) == 44 and len({folds[c] for c in unknown}) > 1  # each its own group
+    assert artist_folds(gtzan, 5) == folds  # deterministic
+
+
+def test_temperature_undoes_overconfidence() -> None:
+    rng = np.random.default_rng(0)
+    honest = 2.0 * rng.standard_normal((4000, 4))  # labels drawn from softmax(honest): calibrated by design
+    truth = np.array([rng.choice(4, p=p) for p in softmax(honest, axis=1)])
+    overconfident = 3.0 * honest
+    t = fit_temperature(overconfident, truth)
+    assert t == pytest.approx(3.0, rel=0.15)
+    before = expected_calibration_error(softmax(overconfident, axis=1), truth)
+    after = expected_calibration_error(softmax(overconfident / t, axis=1), truth)
+    assert after < 0.03 < before and nll(overconfident, truth, t) < nll(overconfident, truth)
+
+
+def test_the_bootstrap_interval_holds_the_accuracy_and_widens_when_artists_are_right_or_wrong_together() -> None:
+    correct = np.repeat(np.random.default_rng(1).random(10) < 0.7, 60)  # ten artists of 60 clips
+    many = bootstrap_interval(correct, [str(i) for i in range(600)])  # as if each clip stood alone
+    few = bootstrap_interval(correct, [str(i // 60) for i in range(600)])
+    assert many[0] < correct.mean() < many[1] and few[0] < correct.mean() < few[1]
+    assert few[1] - few[0] > 3 * (many[1] - many[0])
+
+
+@pytest.fixture(scope="module")
+def small_cv(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Path, list[Path], CvReport]:
+    """A 3-fold cross-validation of a tiny recipe on 90 clips, 15 of them with audio."""
+    tmp = tmp_path_factory.mktemp("cv")
+    rows = read_labels(gtzan)
+    has_audio = {r["clip_id"] for r in rows if any((gtzan / "audio").glob(f"*/{r['clip_id']}.*"))}
+    ids = sorted(has_audio)[::5][:15] + [r["clip_id"] for r in rows if r["clip_id"] not in has_audio][::7][:75]
+    data = tmp / "data"
+    write_subset(gtzan, data, ids, with_audio=True)
+    small = NetworkConfig(hidden=24, frame_dim=48)
+    runs = []
+    for fold in range(N_FOLDS):
+        out = tmp / f"fold{fold}"
+        train(TrainConfig(data=data, out=out, epochs=3, network=small, cv_fold=fold, cv_folds=N_FOLDS, seed=fold))
+        runs.append(out)
+    return data, runs, cross_validate(data, runs)
+
+
+def test_out_of_fold_figures_pool_every_clip_once(small_cv: tuple[Path, list[Path], CvReport]) -> None:
+    data, runs, report = small_cv
+    arrays = load_arrays(data)
+    assert report.n == len(arrays) == 90 and report.folds == N_FOLDS
+    # The pooled accuracy is the folds' out-of-fold predictions, recomputed here from the checkpoints.
+    folds = artist_folds(data, N_FOLDS)
+    correct = 0
+    for fold, run in enumerate(runs):
+        _, net = Checkpoint.load(run / "checkpoint.pt")
+        rows = [i for i, c in enumerate(arrays.ids) if folds[c] == fold]
+        logits = clip_logits(net, [model_input(arrays.grids[i]) for i in rows])
+        correct += int((logits.argmax(1) == np.array(arrays.labels)[rows]).sum())
+        assert report.fold_accuracies[fold] == pytest.approx(correct_in(logits, arrays, rows), abs=1e-4)
+    assert report.accuracy == pytest.approx(correct / 90, abs=1e-4)
+    assert report.interval_95[0] <= report.accuracy <= report.interval_95[1]
+    assert set(report.baselines) == {"majority", "logistic_band_stats"}
+    assert all(b.n == 90 for b in report.baselines.values())
+    assert report.audio.audio_n == 15 and set(report.audio.robustness) == {"clean", *DEGRADATIONS}
+    assert report.calibration.temperature > 0 and report.calibration.bins == 15
+    assert "cv_fold" not in report.config and "data" not in report.config
+
+
+def correct_in(logits: np.ndarray, arrays: object, rows: list[int]) -> float:
+    labels = np.array(arrays.labels)[rows]  # type: ignore[attr-defined]
+    return float((logits.argmax(1) == labels).mean())
+
+
+def test_cv_refuses_runs_that_do_not_make_up_the_folds(small_cv: tuple[Path, list[Path], CvReport]) -> None:
+    data, runs, _ = small_cv
+    with pytest.raises(SystemExit, match="one run per fold"):
+        cross_validate(data, runs[:2])
+
+
+def test_export_with_cv_ships_calibrated_probabilities(
+    small_cv: tuple[Path, list[Path], CvReport], tmp_path: Path
+) -> None:
+    """An all-clips run exported with the CV report: the card carries the CV figures, the baselines of the
+    same folds and the calibration; the ONNX file's probabilities are softmax(logits / T)."""
+    data, _, report = small_cv
+    run = tmp_path / "final"
+    train(TrainConfig(data=data, out=run, epochs=2, network=NetworkConfig(hidden=24, frame_dim=48), all_clips=True))
+    cv_path = tmp_path / "cv.json"
+    cv_path.write_text(report.model_dump_json())
+    onnx = tmp_path / "m.onnx"
+    export_main(["--run", str(run), "--out", str(onnx), "--cv", str(cv_path), "--version", "2.0.0"])
+    card = load_card(card_path(onnx))
+    assert card.calibration == report.calibration
+    assert card.metrics["cv"]["accuracy"] == report.accuracy and "valid" not in card.metrics
+    assert card.metrics["training_clips"]["n"] == 90
+    assert card.baselines["logistic_band_stats"]["n"] == 90
+    [member] = card.members
+    assert member.valid_accuracy is None
+
+    _, net = Checkpoint.load(run / "checkpoint.pt")
+    arrays = load_arrays(data)
+    x = np.stack([model_input(g) for g in arrays.grids[:4]])
+    expected = softmax(clip_logits(net, list(x)) / report.calibration.temperature, axis=1)
+    got = GenreModel(onnx, providers="cpu").predict(x)[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert ort.InferenceSession(str(onnx)).get_outputs()[0].shape[-1] == 10

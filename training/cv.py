@@ -1,0 +1,158 @@
+"""Pool a recipe's cross-validation folds into its out-of-fold figures and calibration.
+
+    python -m training.train --data DIR --cv-fold K --out runs/cv/foldK      (K = 0 .. 4; `make cv`)
+    python -m training.cv --data DIR --run runs/cv/fold0 ... --out training/results/cv.json
+
+Each fold's run learnt from the other folds (training.folds: artist-disjoint) and kept its last
+epoch, so no figure here was chosen by the clips it is measured on. From the runs' logits:
+accuracy with a bootstrap interval over artists, per-genre recall, and the temperature that
+calibrates them (its ECE after is cross-fitted: each fold scaled by a T fitted on the others).
+Both baselines are trained and scored on the same folds. Each fold's network is also exported
+to ONNX and scored on its fold's audio clips through the service's pipeline, degradations included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from model.card import Calibration
+from training.accuracy import summary
+from training.artifacts import AccuracySummary, AudioFigures, Checkpoint, CvReport, RunReport
+from training.baselines import logistic_predictions, majority_predictions
+from training.calibration import ECE_BINS, calibrated, expected_calibration_error, fit_temperature, nll
+from training.data import load_arrays
+from training.evaluate import evaluate
+from training.export import write_model
+from training.folds import artist_groups
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def bootstrap_interval(correct: np.ndarray, groups: list[str], seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the accuracy, resampling whole artists (their clips are not independent)."""
+    rows: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        rows.setdefault(group, []).append(i)
+    members = list(rows.values())
+    hits = np.array([correct[m].sum() for m in members])
+    sizes = np.array([len(m) for m in members])
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(members), size=(BOOTSTRAP_SAMPLES, len(members)))
+    accuracies = hits[draws].sum(1) / sizes[draws].sum(1)
+    lo, hi = np.percentile(accuracies, [2.5, 97.5])
+    return round(float(lo), 4), round(float(hi), 4)
+
+
+def calibration(logits: np.ndarray, truth: np.ndarray, fold: np.ndarray) -> Calibration:
+    """Temperature fitted on every out-of-fold logit; ECE and NLL after it cross-fitted by fold."""
+    after = np.zeros_like(logits)
+    for k in np.unique(fold):
+        t = fit_temperature(logits[fold != k], truth[fold != k])
+        after[fold == k] = calibrated(logits[fold == k], t)
+    return Calibration(
+        method="temperature scaling of the logits, fitted on out-of-fold logits of the recipe's cross-validation",
+        temperature=round(fit_temperature(logits, truth), 4),
+        ece_before=round(expected_calibration_error(calibrated(logits, 1.0), truth), 4),
+        ece_after=round(expected_calibration_error(after, truth), 4),
+        nll_before=round(nll(logits, truth), 4),
+        nll_after=round(float(-np.log(after[np.arange(len(truth)), truth]).mean()), 4),
+        bins=ECE_BINS,
+    )
+
+
+def pooled_audio(per_fold: list[AudioFigures]) -> AudioFigures:
+    """Folds' audio figures, pooled by their clip counts."""
+    counts = np.array([f.audio_n for f in per_fold])
+
+    def mean(values: list[float]) -> float:
+        return round(float(np.dot(counts, values) / counts.sum()), 4)
+
+    return AudioFigures(
+        audio_n=int(counts.sum()),
+        audio_accuracy=mean([f.audio_accuracy for f in per_fold]),
+        audio_agreement=mean([f.audio_agreement for f in per_fold]),
+        robustness={name: mean([f.robustness[name] for f in per_fold]) for name in per_fold[0].robustness},
+    )
+
+
+def fold_audio(run: Path, data: Path, clip_ids: list[str]) -> AudioFigures:
+    """The fold's network as an ONNX file, through training.evaluate on the fold's clips."""
+    checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = Path(tmp) / "fold.onnx"
+        write_model([net], checkpoint.front_end, checkpoint.labels, onnx)
+        return AudioFigures.model_validate(evaluate(data, onnx, only=clip_ids))
+
+
+def cross_validate(data: Path, runs: list[Path]) -> CvReport:
+    reports = [RunReport.model_validate_json((run / "report.json").read_text()) for run in runs]
+    folds = {r.config["cv_fold"] for r in reports}
+    n_folds = reports[0].config["cv_folds"]
+    if folds != set(range(n_folds)) or len(reports) != n_folds:
+        raise SystemExit(f"need one run per fold 0..{n_folds - 1}, got folds {sorted(folds)}")
+    recipe = [{k: v for k, v in r.portable_config().items() if k not in ("cv_fold", "seed")} for r in reports]
+    if any(c != recipe[0] for c in recipe) or any(r.labels != reports[0].labels for r in reports):
+        raise SystemExit("the folds' runs differ in more than their fold and seed")
+
+    labels = reports[0].labels
+    arrays = load_arrays(data, labels=labels)
+    row = {clip_id: i for i, clip_id in enumerate(arrays.ids)}
+    ids = [clip_id for r in reports for clip_id in r.valid_ids]
+    if sorted(ids) != sorted(arrays.ids):
+        raise SystemExit("the folds do not cover every labelled clip exactly once")
+    order = [row[clip_id] for clip_id in ids]
+    truth = np.array(arrays.labels)[order]
+    logits = np.concatenate([np.array(r.valid_logits) for r in reports])
+    fold = np.concatenate([np.full(len(r.valid_ids), r.config["cv_fold"]) for r in reports])
+    predictions = logits.argmax(1)
+    groups = artist_groups(data)
+
+    baseline_predictions: dict[str, list[np.ndarray]] = {"majority": [], "logistic_band_stats": []}
+    for r in reports:
+        held = set(r.valid_ids)
+        train = arrays.subset([i for i, c in enumerate(arrays.ids) if c not in held])
+        test = arrays.subset([row[c] for c in r.valid_ids])
+        baseline_predictions["majority"].append(majority_predictions(train, len(test)))
+        baseline_predictions["logistic_band_stats"].append(logistic_predictions(train, test))
+    baselines = {
+        name: AccuracySummary.model_validate(summary(truth, np.concatenate(p), labels))
+        for name, p in baseline_predictions.items()
+    }
+    recall = AccuracySummary.model_validate(summary(truth, predictions, labels)).per_genre
+    return CvReport(
+        protocol=f"{n_folds}-fold artist-disjoint cross-validation over GTZAN train + valid ({len(ids)} clips); "
+        "each fold's network trained on the other folds (arrays and their audio clips) for a fixed number of "
+        "epochs and scored on its own; the interval resamples artists",
+        labels=labels,
+        folds=n_folds,
+        n=len(ids),
+        accuracy=round(float((predictions == truth).mean()), 4),
+        interval_95=bootstrap_interval(predictions == truth, [groups[c] for c in ids]),
+        fold_accuracies=[round(float((predictions[fold == k] == truth[fold == k]).mean()), 4) for k in range(n_folds)],
+        per_genre=recall,
+        baselines=baselines,
+        audio=pooled_audio([fold_audio(run, data, r.valid_ids) for run, r in zip(runs, reports, strict=True)]),
+        calibration=calibration(logits, truth, fold),
+        network=reports[0].network,
+        config=recipe[0],
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--run", type=Path, action="append", required=True, help="a fold's training run; repeat")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    report = cross_validate(args.data, args.run)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.model_dump_json(indent=2) + "\n")
+    print(report.model_dump_json(include={"accuracy", "interval_95", "baselines", "audio", "calibration"}))
+
+
+if __name__ == "__main__":
+    main()
