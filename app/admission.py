@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +37,7 @@ class UploadTimeout(Exception):
 
 
 class AdmissionControl:
-    """ASGI middleware bounding the requests on `paths` that are served and queued at once.
+    """ASGI middleware bounding the requests on the paths it `applies` to that are served and queued at once.
 
     Places are handed over first come, first served: a finishing request gives its place to the
     longest waiting one.
@@ -45,14 +46,14 @@ class AdmissionControl:
     def __init__(
         self,
         app: ASGIApp,
-        paths: tuple[str, ...],
+        applies: Callable[[str], bool],
         max_in_flight: int,
         max_queue: int,
         queue_timeout_s: float,
         upload_timeout_s: float,
     ) -> None:
         self.app = app
-        self.paths = paths
+        self.applies = applies
         self.max_in_flight, self.max_queue = max_in_flight, max_queue
         self.queue_timeout_s, self.upload_timeout_s = queue_timeout_s, upload_timeout_s
         self.in_flight = 0
@@ -82,16 +83,16 @@ class AdmissionControl:
         self.in_flight -= 1
         self._count()
 
-    async def shed(self, send: Send, reason: str, detail: str) -> None:
+    async def shed(self, scope: Scope, send: Send, reason: str, detail: str) -> None:
         metrics.SHED.labels(reason).inc()
-        await json_response(send, 503, detail, {"retry-after": str(self.retry_after_s)})
+        await json_response(send, scope["path"], 503, detail, {"retry-after": str(self.retry_after_s)})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or not self.applies(scope["path"]):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight and self.queued >= self.max_queue:
-            await self.shed(send, "queue_full", "the service is at capacity; retry later")
+            await self.shed(scope, send, "queue_full", "the service is at capacity; retry later")
             return
         pre_read: list[Message] = []
         admitted = await self.wait_for_place(receive, pre_read)
@@ -99,7 +100,9 @@ class AdmissionControl:
             metrics.SHED.labels("client_gone").inc()
             return
         if not admitted:
-            await self.shed(send, "queue_timeout", f"waited over {self.queue_timeout_s:g} s for a place; retry later")
+            await self.shed(
+                scope, send, "queue_timeout", f"waited over {self.queue_timeout_s:g} s for a place; retry later"
+            )
             return
         try:
             await self.serve(scope, receive, send, pre_read)
@@ -215,4 +218,5 @@ class AdmissionControl:
             metrics.BYTES_HELD.dec(held)
         if timed_out and not responded:
             metrics.SHED.labels("upload_timeout").inc()
-            await json_response(send, 408, f"the upload did not arrive within {self.upload_timeout_s:g} s")
+            late = f"the upload did not arrive within {self.upload_timeout_s:g} s"
+            await json_response(send, scope["path"], 408, late)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,12 +36,13 @@ def digest(key: str | bytes) -> bytes:
 
 
 class ApiKeyAuth:
-    """ASGI middleware: 401 with WWW-Authenticate for requests on `paths` without a valid bearer key."""
+    """ASGI middleware: 401 with WWW-Authenticate for requests without a valid bearer key on the paths
+    it `applies` to."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[str, ...], paths: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...], applies: Callable[[str], bool]) -> None:
         self.app = app
         self.digests = tuple(digest(k) for k in keys)
-        self.paths = paths
+        self.applies = applies
 
     def valid(self, authorization: bytes) -> bool:
         scheme, _, token = authorization.partition(b" ")
@@ -51,10 +53,10 @@ class ApiKeyAuth:
         return matched and scheme.lower() == b"bearer"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths:
+        if scope["type"] == "http" and self.applies(scope["path"]):
             authorization = dict(scope["headers"]).get(b"authorization", b"")
             if not self.valid(authorization):
                 detail = "an API key is needed: Authorization: Bearer <key>" if not authorization else "invalid API key"
-                await json_response(send, 401, detail, {"www-authenticate": 'Bearer realm="genre"'})
+                await json_response(send, scope["path"], 401, detail, {"www-authenticate": 'Bearer realm="genre"'})
                 return
         await self.app(scope, receive, send)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.responses import json_response
@@ -12,7 +14,7 @@ class UploadTooLarge(Exception):
 
 
 class UploadLimitMiddleware:
-    """Refuses request bodies over `max_bytes` on `paths` with a JSON 413.
+    """Refuses request bodies over `max_bytes` on the paths it `applies` to with a JSON 413.
 
     A declared Content-Length over the limit is refused before any of the body is read; a
     chunked body is counted as it arrives and refused the moment it passes the limit. Inner
@@ -20,21 +22,21 @@ class UploadLimitMiddleware:
     so once the limit is passed this middleware answers the 413 itself and drops theirs.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, paths: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, applies: Callable[[str], bool]) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.paths = paths
+        self.applies = applies
 
-    async def refuse(self, send: Send) -> None:
-        await json_response(send, 413, f"the upload is larger than the limit of {self.max_bytes} bytes")
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        await json_response(send, scope["path"], 413, f"the upload is larger than the limit of {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or not self.applies(scope["path"]):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self.refuse(send)
+            await self.refuse(scope, send)
             return
         received, exceeded, refused = 0, False, False
 
@@ -54,7 +56,7 @@ class UploadLimitMiddleware:
                 await send(message)
             elif not refused:
                 refused = True
-                await self.refuse(send)
+                await self.refuse(scope, send)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
@@ -62,4 +64,4 @@ class UploadLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not refused:
-            await self.refuse(send)
+            await self.refuse(scope, send)

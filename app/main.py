@@ -16,11 +16,13 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app import logs, metrics
+from app import logs, metrics, open_inference
 from app.admission import AdmissionControl
 from app.auth import ApiKeyAuth
 from app.config import Settings, get_settings
 from app.limits import UploadLimitMiddleware
+from app.open_inference_codec import ProtocolError
+from app.responses import error_body
 from app.routes import router
 from app.service import Classifier
 
@@ -76,14 +78,20 @@ async def observe(request: Request, call_next: Callable[[Request], Awaitable[Res
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(error_body(request.url.path, exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's list of errors, as one human sentence."""
     assert isinstance(exc, RequestValidationError)
     reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return JSONResponse({"detail": reason or "invalid request"}, status_code=422)
+    return JSONResponse(error_body(request.url.path, reason or "invalid request"), status_code=422)
+
+
+def is_inference_path(path: str) -> bool:
+    """The paths that carry uploads (POST /classify, the Open Inference Protocol's infer): they are
+    size-limited, admitted and, with API keys set, authenticated."""
+    return path == "/classify" or (path.startswith("/v2/models/") and path.endswith("/infer"))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -100,24 +108,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.ready = False
     app.include_router(router)
+    app.include_router(open_inference.router)
     # Each added layer wraps the ones before: observe -> API key -> admission -> upload limit -> routes,
     # so metrics and logs see every refusal, and a request is refused before its body is read.
-    inference_paths = ("/classify",)
-    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, paths=inference_paths)
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes, applies=is_inference_path)
     app.add_middleware(
         AdmissionControl,
-        paths=inference_paths,
+        applies=is_inference_path,
         max_in_flight=settings.max_in_flight,
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         upload_timeout_s=settings.upload_timeout_s,
     )
     if keys := settings.keys():
-        protected = (*inference_paths, "/metrics") if settings.metrics_need_key else inference_paths
-        app.add_middleware(ApiKeyAuth, keys=keys, paths=protected)
+        metrics_need_key = settings.metrics_need_key
+
+        def protected(path: str) -> bool:
+            return is_inference_path(path) or (metrics_need_key and path == "/metrics")
+
+        app.add_middleware(ApiKeyAuth, keys=keys, applies=protected)
     app.middleware("http")(observe)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ProtocolError, open_inference.protocol_error)
     return app
 
 

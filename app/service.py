@@ -13,7 +13,7 @@ from app.batching import BatchingEngine
 from app.config import Settings
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
 from model.audio import DecodedAudio, decode
-from model.runtime import GenreModel, aggregate, window_inputs
+from model.runtime import Analysis, GenreModel, aggregate, window_inputs
 from model.windows import Window
 
 
@@ -60,11 +60,17 @@ class Classifier:
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         return [GenreScore(genre=self.model.labels[i], probability=float(probabilities[i])) for i in order]
 
-    async def classify(self, data: bytes | BinaryIO, top_k: int, with_attention: bool) -> ClassifyResponse:
+    async def analyse(self, data: bytes | BinaryIO) -> tuple[DecodedAudio, Analysis]:
+        """An upload's audio and its windows' and overall probabilities (counted in the metrics)."""
         loop = asyncio.get_running_loop()
         audio, windows, inputs = await loop.run_in_executor(self._frontend, self._prepare, data)
         analysis = aggregate(windows, *await self.engine.predict(inputs))
         metrics.AUDIO_SECONDS.inc(audio.duration_s)
+        metrics.PREDICTIONS.labels(self.model.labels[int(analysis.probabilities.argmax())]).inc()
+        return audio, analysis
+
+    async def classify(self, data: bytes | BinaryIO, top_k: int, with_attention: bool) -> ClassifyResponse:
+        audio, analysis = await self.analyse(data)
         segments = [
             Segment(
                 start_s=round(w.window.start_s, 4),
@@ -77,10 +83,8 @@ class Classifier:
             )
             for w in analysis.windows
         ]
-        top_genre = self.model.labels[int(analysis.probabilities.argmax())]
-        metrics.PREDICTIONS.labels(top_genre).inc()
         return ClassifyResponse(
-            top_genre=top_genre,
+            top_genre=self.model.labels[int(analysis.probabilities.argmax())],
             genres=self.ranked(analysis.probabilities, top_k),
             duration_s=round(audio.duration_s, 4),
             sample_rate=audio.sample_rate,

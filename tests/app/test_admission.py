@@ -70,7 +70,7 @@ class App:
 
 def control(app: App, **overrides: Any) -> AdmissionControl:
     settings: dict[str, Any] = {"max_in_flight": 1, "max_queue": 1, "queue_timeout_s": 5.0, "upload_timeout_s": 5.0}
-    return AdmissionControl(app, paths=("/classify",), **{**settings, **overrides})
+    return AdmissionControl(app, applies=lambda path: path == "/classify", **{**settings, **overrides})
 
 
 def shed_count(reason: str) -> float:
