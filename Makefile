@@ -24,7 +24,7 @@ TORCH_INDEX_URL ?= $(shell $(PYTHON) -m pip install -q --dry-run --ignore-instal
 
 $(DEV_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(DEV_VENV)
-	$(DEV_VENV)/bin/pip install -q $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e ".[train,dev]"
+	$(DEV_VENV)/bin/pip install -q $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e ".[train,dev,ray]"
 	touch $@
 
 serve: $(SERVE_VENV)/.installed

@@ -14,12 +14,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from batch.output import Row, check_format, done_paths, open_writer
 from model.audio import AUDIO_SUFFIXES, AudioError, decode_file
 from model.card import card_path, load_card
-from model.runtime import GenreModel
+from model.features import FrontEndSettings
+from model.runtime import GenreModel, window_inputs
+from model.windows import coverage_weights
 
 _model: GenreModel | None = None  # one per worker process
 
@@ -42,29 +45,53 @@ def error_row(path: str, labels: list[str], reason: str) -> Row:
     return {"path": path, "top_genre": None, **dict.fromkeys(labels), "duration_s": None, "error": reason}
 
 
-def classify_file(path: str, max_duration_s: float) -> Row:
-    """One file's row (in a worker process)."""
-    assert _model is not None, "the worker was not started"
-    model, labels = _model, _model.labels
-    front_end = model.front_end
+@dataclass(frozen=True)
+class Prepared:
+    """One file, decoded and through the front end: what inference needs, or why there is nothing."""
+
+    path: str
+    inputs: np.ndarray | None  # shape = (windows, frames, features)
+    weights: np.ndarray | None  # shape = (windows,): model.windows.coverage_weights
+    duration_s: float | None
+    error: str | None
+
+
+def prepare_file(path: str, front_end: FrontEndSettings, max_duration_s: float) -> Prepared:
+    """Decode and front end (CPU work, no model). Any failure of this one file becomes its error."""
     try:
         audio = decode_file(Path(path), front_end.sample_rate, max_duration_s=max_duration_s)
         if len(audio.waveform) < front_end.n_fft:
             raise AudioError(f"audio is {audio.duration_s:.3f} s long; shorter than one analysis frame")
-        probabilities = model.analyse(audio.waveform).probabilities
+        windows, inputs = window_inputs(audio.waveform, front_end)
     except AudioError as e:
-        return error_row(path, labels, str(e))
+        return Prepared(path, None, None, None, str(e))
     except OSError as e:
-        return error_row(path, labels, f"could not read the file: {e.strerror or e}")
+        return Prepared(path, None, None, None, f"could not read the file: {e.strerror or e}")
     except Exception as e:  # anything else about this one file: reported in its row, never fatal
-        return error_row(path, labels, f"could not classify the file ({type(e).__name__})")
+        return Prepared(path, None, None, None, f"could not classify the file ({type(e).__name__})")
+    return Prepared(path, inputs, coverage_weights(windows), round(audio.duration_s, 4), None)
+
+
+def file_row(prepared: Prepared, probabilities: np.ndarray | None, labels: list[str]) -> Row:
+    """The row of a prepared file, given its windows' probabilities (None for a file in error)."""
+    if prepared.error is not None or probabilities is None or prepared.weights is None:
+        return error_row(prepared.path, labels, prepared.error or "could not classify the file")
+    overall = prepared.weights @ probabilities
     return {
-        "path": path,
-        "top_genre": labels[int(probabilities.argmax())],
-        **{label: float(p) for label, p in zip(labels, probabilities, strict=True)},
-        "duration_s": round(audio.duration_s, 4),
+        "path": prepared.path,
+        "top_genre": labels[int(overall.argmax())],
+        **{label: float(p) for label, p in zip(labels, overall, strict=True)},
+        "duration_s": prepared.duration_s,
         "error": None,
     }
+
+
+def classify_file(path: str, max_duration_s: float) -> Row:
+    """One file's row (in a worker process)."""
+    assert _model is not None, "the worker was not started"
+    prepared = prepare_file(path, _model.front_end, max_duration_s)
+    probabilities = _model.predict(prepared.inputs)[0] if prepared.inputs is not None else None
+    return file_row(prepared, probabilities, _model.labels)
 
 
 @dataclass(frozen=True)

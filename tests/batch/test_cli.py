@@ -13,22 +13,7 @@ from batch.cli import main
 from batch.output import columns, read_rows
 from model.audio import decode_file
 from model.runtime import GenreModel
-from tests.audio import encode, encoded, music_like
 from tests.helpers import ROOT
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("library")
-    (root / "album" / "disc 2").mkdir(parents=True)
-    (root / "a.wav").write_bytes(encode(music_like(10.0, 22050, seed=1), 22050))
-    (root / "album" / "b.flac").write_bytes(encode(music_like(35.0, 44100, seed=2), 44100, "FLAC", "PCM_16"))
-    (root / "album" / "c.m4a").write_bytes(encoded("m4a", seconds=5.0))
-    (root / "album" / "disc 2" / "d.webm").write_bytes(encoded("webm", seconds=4.0))
-    (root / "album" / "broken.mp3").write_bytes(b"not an mp3 at all" * 100)
-    (root / "tiny.wav").write_bytes(encode(np.zeros(500, np.float32), 22050))
-    (root / "album" / "cover.txt").write_text("not audio, not listed")
-    return root
 
 
 def classify(*args: str) -> int:
