@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +25,19 @@ from model.runtime import Predictor
 class _Job:
     inputs: np.ndarray  # shape = (windows, frames, bands)
     future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = field(repr=False)
+
+
+class Engine(Protocol):
+    """What the classifier runs its windows through: this module's engine, or another's batching
+    (Ray Serve's @serve.batch in deploy/ray/serve_app.py)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """inputs: shape = (windows, frames, bands) -> (probabilities, attention) of those windows."""
+        ...
 
 
 class BatchingEngine:
@@ -62,40 +76,47 @@ class BatchingEngine:
                     jobs.append(await asyncio.wait_for(self._queue.get(), timeout))
                 except TimeoutError:
                     break
-            by_length: dict[int, list[_Job]] = defaultdict(list)
-            for job in jobs:
-                by_length[job.inputs.shape[1]].append(job)
-            for group in by_length.values():
-                await self._run(group)
+            await self._run(jobs)
 
     async def _run(self, jobs: list[_Job]) -> None:
         jobs = [j for j in jobs if not j.future.done()]  # a cancelled request needs no answer
         if not jobs:
             return
-        batch = np.concatenate([j.inputs for j in jobs])
         try:
-            probabilities, attention = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._predict_chunked, batch
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, score_requests, self.model, [j.inputs for j in jobs], self.max_batch
             )
         except Exception as e:  # an inference failure fails these requests, not the worker
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(e)
             return
-        offset = 0
-        for job in jobs:
-            n = len(job.inputs)
+        for job, result in zip(jobs, results, strict=True):
             if not job.future.done():
-                job.future.set_result((probabilities[offset : offset + n], attention[offset : offset + n]))
-            offset += n
+                job.future.set_result(result)
 
-    def _predict_chunked(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One request may bring more windows than a batch holds (long audio): run in chunks."""
+
+def score_requests(model: Predictor, requests: list[np.ndarray], max_batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Several requests' windows as few ONNX calls: windows of the same length together, at most
+    `max_batch` a call (a long upload's run in chunks); each request gets its own rows back."""
+    results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(requests)
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, inputs in enumerate(requests):
+        by_length[inputs.shape[1]].append(i)
+    for rows in by_length.values():
+        batch = np.concatenate([requests[i] for i in rows])
         outputs = []
-        for i in range(0, len(batch), self.max_batch):
-            chunk = batch[i : i + self.max_batch]
-            start = time.perf_counter()
-            outputs.append(self.model.predict(chunk))
-            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - start)
+        for start in range(0, len(batch), max_batch):
+            chunk = batch[start : start + max_batch]
+            began = time.perf_counter()
+            outputs.append(model.predict(chunk))
+            metrics.INFERENCE_SECONDS.observe(time.perf_counter() - began)
             metrics.BATCH_WINDOWS.observe(len(chunk))
-        return np.concatenate([p for p, _ in outputs]), np.concatenate([a for _, a in outputs])
+        probabilities = np.concatenate([p for p, _ in outputs])
+        attention = np.concatenate([a for _, a in outputs])
+        offset = 0
+        for i in rows:
+            n = len(requests[i])
+            results[i] = (probabilities[offset : offset + n], attention[offset : offset + n])
+            offset += n
+    return [r for r in results if r is not None]

@@ -24,7 +24,7 @@ from app.limits import UploadLimitMiddleware
 from app.open_inference_codec import ProtocolError
 from app.responses import error_body
 from app.routes import router
-from app.service import Classifier
+from app.service import Classifier, EngineFactory, batching_engine
 
 log = logging.getLogger("app")
 
@@ -33,7 +33,7 @@ log = logging.getLogger("app")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model and warm it up before the app is ready; stop its threads on shutdown."""
     app.state.ready = False
-    app.state.classifier = classifier = Classifier(app.state.settings)
+    app.state.classifier = classifier = Classifier(app.state.settings, app.state.engine)
     info = classifier.info
     metrics.MODEL_INFO.labels(info.name, info.version, info.provider).set(1)
     await classifier.start()
@@ -94,7 +94,8 @@ def is_inference_path(path: str) -> bool:
     return path == "/classify" or (path.startswith("/v2/models/") and path.endswith("/infer"))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: EngineFactory = batching_engine) -> FastAPI:
+    """The service; `engine` batches its inferences (Ray Serve brings its own)."""
     settings = settings or get_settings()
     logs.configure(settings.log_level)
     # Swagger UI and ReDoc from fastapi-offline's packaged assets: /docs works without internet.
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/docs-assets",
     )
     app.state.settings = settings
+    app.state.engine = engine
     app.state.ready = False
     app.include_router(router)
     app.include_router(open_inference.router)

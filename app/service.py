@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
 
 from app import metrics
-from app.batching import BatchingEngine
+from app.batching import BatchingEngine, Engine
 from app.config import Settings
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
 from model.audio import DecodedAudio, decode
-from model.runtime import Analysis, GenreModel, aggregate, window_inputs
+from model.runtime import Analysis, GenreModel, Predictor, aggregate, window_inputs
 from model.windows import Window
+
+EngineFactory = Callable[[Predictor, Settings], Engine]
+
+
+def batching_engine(model: Predictor, settings: Settings) -> Engine:
+    return BatchingEngine(model, settings.max_batch_windows, settings.batch_wait_ms)
 
 
 class Classifier:
     """Owns the model, the front-end threads and the batching engine for the app's lifetime."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: EngineFactory = batching_engine) -> None:
         self.settings = settings
         self.model = GenreModel(
             settings.model_path,
@@ -36,7 +43,7 @@ class Classifier:
         self.info = ModelInfo(name=card.name, version=card.version, provider=self.model.provider, labels=card.labels)
         for label in card.labels:  # every label's series exists from the start, at 0
             metrics.PREDICTIONS.labels(label)
-        self.engine = BatchingEngine(self.model, settings.max_batch_windows, settings.batch_wait_ms)
+        self.engine = engine(self.model, settings)
         self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
 
     async def start(self) -> None:
