@@ -130,8 +130,9 @@ def run_on_ray(
                 )
             )
             for row in tqdm(rows.iter_rows(), total=len(todo), unit="file", disable=not progress, desc="classify"):
-                writer.write(plain_row(row))
-                errors += row["error"] is not None
+                clean = plain_row(row)
+                writer.write(clean)
+                errors += clean["error"] is not None
     finally:
         writer.close()
     return Summary(files=len(todo), errors=errors, skipped=len(files) - len(todo))
