@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -116,3 +118,24 @@ def test_concurrent_requests_are_batched_by_serve_and_get_their_own_answers(serv
         if line.startswith("genre_inference_batch_windows_count")
     ]
     assert batches, "the replica's metrics should count its ONNX calls"
+
+
+def test_replica_logs_are_json_lines(served: str) -> None:
+    """The app's lines on each replica's stdout, and Serve's own in its replica log, are JSON."""
+    import ray
+
+    httpx.post(f"{served}/classify", files={"file": ("a.wav", encoded("wav"))}, timeout=60)
+    node = ray._private.worker._global_node  # Ray has no public way to its logs folder
+    assert node is not None
+    logs = Path(node.get_logs_dir_path())
+    replica_out = [f for f in logs.glob("worker-*.out") if ":actor_name:ServeReplica:genre:" in f.read_text()]
+    assert replica_out, "no replica stdout found"
+    app_lines = [
+        json.loads(line)  # Ray's own ":job_id:" and ":actor_name:" markers aside, every line is JSON
+        for f in replica_out
+        for line in f.read_text().splitlines()
+        if line and not line.startswith(":")
+    ]
+    assert any(r["message"] == "request" and r["route"] == "/classify" for r in app_lines)
+    serve_lines = [line for f in (logs / "serve").glob("replica_genre_*.log") for line in f.read_text().splitlines()]
+    assert serve_lines and all(json.loads(line) for line in serve_lines)
