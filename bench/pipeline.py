@@ -8,6 +8,8 @@ reported as ratios:
   (44.1 kHz stereo) clip, which adds downmixing and resampling;
 - decode + resample + front end of that CD-format clip against model 1.2.0's front end, loaded
   from git history (`bench.common.MODEL_1_2_0`);
+- inference per 30 s window (batch 1, one thread) against model 1.2.0's ONNX file, from git
+  history too (`bench.common.MODEL_1_2_0_CARD`): four networks then;
 - the pipeline (decode + resample + front end + ONNX Runtime) against the same network in eager
   PyTorch, and against a librosa front end (librosa.load + librosa.stft);
 - audio seconds per CPU second with batched inference;
@@ -29,7 +31,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from bench.common import MODEL_1_2_0, module_from_git, timed, wav_clip, write
+from bench.common import MODEL_1_2_0, MODEL_1_2_0_CARD, file_from_git, module_from_git, timed, wav_clip, write
 from model.audio import decode
 from model.card import card_path, load_card
 from model.features import (
@@ -79,6 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     }
     total_cpu = sum(cpu for _, cpu in stages.values())
     stages["decode_and_resample_cd_format"] = timed(lambda: decode(cd_clip), args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "genre_birnn.onnx"
+        path.write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.onnx"))
+        card_path(path).write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.json"))
+        model_1_2_0 = GenreModel(path, providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    x_1_2_0 = model_input(power_db_bands(waveform, model_1_2_0.front_end), model_1_2_0.front_end)[None]
+    inference_1_2_0 = timed(lambda: model_1_2_0.predict(x_1_2_0), args.repeat)
     old = module_from_git(MODEL_1_2_0, "model/features.py", "features_1_2_0")
     cd_front = {
         "now": timed(lambda: model_input(power_db_bands(decode(cd_clip).waveform)), args.repeat),
@@ -131,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         "inference_ms": {"onnxruntime": round(1000 * onnx_time[0], 3), "torch_eager": round(1000 * torch_time[0], 3)},
         "cd_format_front_end_cpu_ms": {k: round(1000 * cpu, 3) for k, (_, cpu) in cd_front.items()},
         "cd_format_front_end_1_2_0_over_now": round(cd_front["1.2.0"][1] / cd_front["now"][1], 2),
+        "inference_cpu_ms_1_2_0": round(1000 * inference_1_2_0[1], 3),
+        "inference_1_2_0_over_now": round(inference_1_2_0[1] / stages["inference"][1], 2),
         "torch_over_onnx": round(torch_time[0] / onnx_time[0], 2),
         "front_end_ms": {"ours": round(1000 * ours_front[0], 3), "librosa": round(1000 * librosa_front[0], 3)},
         "librosa_over_ours": round(librosa_front[0] / ours_front[0], 2),
@@ -146,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| audio seconds per CPU second, batched | {result['audio_s_per_cpu_s_batched']} |",
         f"| 44.1 kHz stereo 30 s, decode + resample + front end: 1.2.0's CPU time / now | "
         f"{result['cd_format_front_end_1_2_0_over_now']}x |",
+        f"| inference per 30 s window, batch 1: 1.2.0's CPU time / now | {result['inference_1_2_0_over_now']}x |",
         f"| eager PyTorch / ONNX Runtime inference time | {result['torch_over_onnx']}x |",
         f"| librosa load+STFT / our decode+resample+front end | {result['librosa_over_ours']}x |",
         f"| batched (32) / batch-1 inference throughput | {result['batch32_over_batch1']}x |",
