@@ -73,9 +73,14 @@ runs/final: $(DEV_VENV)/.installed
 train: runs/final
 	$(MAKE) export
 
+# The speed reference: model 1.2.0 (four networks), as its ONNX file and card stand in git history.
+REFERENCE := runs/model-1.2.0/genre_birnn.onnx
 export: $(DEV_VENV)/.installed
+	mkdir -p $(dir $(REFERENCE))
+	git show a42b2a1:model/genre_birnn.onnx > $(REFERENCE)
+	git show a42b2a1:model/genre_birnn.json > $(REFERENCE:.onnx=.json)
 	$(DEV_VENV)/bin/python -m training.export --run runs/final --cv $(CV_REPORT) --out model/genre_birnn.onnx \
-		--version $(MODEL_VERSION)
+		--version $(MODEL_VERSION) --speed-reference $(REFERENCE)
 
 evaluate: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.evaluate --data ../shared/data/gtzan

@@ -12,15 +12,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from model.card import MemberCard, ModelCard, write_card
+from model.card import MemberCard, ModelCard, card_path, load_card, write_card
 from model.features import N_FEATURES, FrontEndSettings
-from model.runtime import INPUT_NAME, OUTPUT_NAMES
+from model.runtime import INPUT_NAME, OUTPUT_NAMES, GenreModel
 from training.artifacts import Checkpoint, CvReport, RunReport
 from training.data import is_gtzan_layout
 from training.evaluate import evaluate
@@ -107,6 +108,31 @@ def write_model(
     return card
 
 
+def inference_ms(path: Path, repeat: int = 20) -> float:
+    """CPU ms of one 30 s window through an ONNX model file (one thread, batch 1), best of `repeat`."""
+    model = GenreModel(path, providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    x = np.zeros((1, model.front_end.clip_frames, model.front_end.n_features), np.float32)
+    model.predict(x)
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        model.predict(x)
+        times.append(time.process_time() - start)
+    return 1000 * min(times)
+
+
+def speed(onnx_path: Path, reference: Path) -> dict[str, object]:
+    """The exported file's inference cost against a reference model's, measured in the same run."""
+    ours, theirs = inference_ms(onnx_path), inference_ms(reference)
+    return {
+        "protocol": "CPU ms per 30 s window, one thread, batch 1, best of 20, both files in one run",
+        "inference_ms": round(ours, 3),
+        "reference": f"{load_card(card_path(reference)).name} {load_card(card_path(reference)).version}",
+        "reference_inference_ms": round(theirs, 3),
+        "reference_over_this": round(theirs / ours, 2),
+    }
+
+
 def build_card(
     card: ModelCard, reports: list[RunReport], onnx_path: Path, data: Path, cv: CvReport | None
 ) -> ModelCard:
@@ -149,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="genre-birnn-attention")
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--cv", type=Path, help="training.cv's report of this recipe: figures and calibration")
+    parser.add_argument(
+        "--speed-reference", type=Path, help="another model's ONNX file (with its card) to time against"
+    )
     args = parser.parse_args(argv)
 
     nets, front_ends, reports = zip(*(load_run(run) for run in args.run), strict=True)
@@ -164,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     card.name, card.version = args.name, args.version
     data = args.data or Path(reports[0].config["data"])
     card = build_card(card, list(reports), args.out, data, cv)
+    if args.speed_reference:
+        card.metrics["speed"] = speed(args.out, args.speed_reference)
+        write_card(card, args.out)
     print(json.dumps({"onnx": str(args.out), **card.metrics}))
 
 

@@ -12,7 +12,7 @@ from scipy.special import softmax
 
 from model.card import card_path, load_card
 from model.features import model_input
-from model.runtime import GenreModel
+from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from tests.helpers import write_subset
 from training.artifacts import Checkpoint, CvReport
 from training.calibration import expected_calibration_error, fit_temperature, nll
@@ -122,7 +122,10 @@ def test_export_with_cv_ships_calibrated_probabilities(
     cv_path = tmp_path / "cv.json"
     cv_path.write_text(report.model_dump_json())
     onnx = tmp_path / "m.onnx"
-    export_main(["--run", str(run), "--out", str(onnx), "--cv", str(cv_path), "--version", "2.0.0"])
+    export_main(
+        ["--run", str(run), "--out", str(onnx), "--cv", str(cv_path), "--version", "2.0.0"]
+        + ["--speed-reference", str(DEFAULT_MODEL_PATH)]
+    )
     card = load_card(card_path(onnx))
     assert card.calibration == report.calibration
     assert card.metrics["cv"]["accuracy"] == report.accuracy and "valid" not in card.metrics
@@ -130,6 +133,8 @@ def test_export_with_cv_ships_calibrated_probabilities(
     assert card.baselines["logistic_band_stats"]["n"] == 90
     [member] = card.members
     assert member.valid_accuracy is None
+    speed = card.metrics["speed"]  # this tiny network against the shipped model, timed in one run
+    assert speed["reference"].startswith("genre-birnn-attention") and speed["reference_over_this"] > 1
 
     _, net = Checkpoint.load(run / "checkpoint.pt")
     arrays = load_arrays(data)
