@@ -122,10 +122,8 @@ def test_export_with_cv_ships_calibrated_probabilities(
     cv_path = tmp_path / "cv.json"
     cv_path.write_text(report.model_dump_json())
     onnx = tmp_path / "m.onnx"
-    export_main(
-        ["--run", str(run), "--out", str(onnx), "--cv", str(cv_path), "--version", "2.0.0"]
-        + ["--speed-reference", str(DEFAULT_MODEL_PATH)]
-    )
+    flags = ["--cv", str(cv_path), "--version", "2.0.0", "--speed-reference", str(DEFAULT_MODEL_PATH)]
+    export_main(["--run", str(run), "--out", str(onnx), *flags])
     card = load_card(card_path(onnx))
     assert card.calibration == report.calibration
     assert card.metrics["cv"]["accuracy"] == report.accuracy and "valid" not in card.metrics
