@@ -35,6 +35,15 @@ from app.open_inference_codec import (
     parse_request,
 )
 from app.routes import loaded_classifier
+from app.schemas import (
+    V2Error,
+    V2InferResponse,
+    V2Live,
+    V2ModelMetadata,
+    V2ModelReady,
+    V2Ready,
+    V2ServerMetadata,
+)
 from app.service import Classifier
 from model.audio import AudioError
 from model.runtime import OUTPUT_NAMES
@@ -46,6 +55,61 @@ PROBABILITIES, ATTENTION = OUTPUT_NAMES
 MAX_SPECTROGRAM_VALUES = 64 * 10_000 * 128  # 64 windows of about 14 minutes' frames: past this, 400
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
+Responses = dict[int | str, dict[str, Any]]
+NOT_READY: Responses = {503: {"model": V2Error, "description": "the model is not loaded yet"}}
+MODEL_ERRORS: Responses = {404: {"model": V2Error, "description": "no such model or version"}, **NOT_READY}
+INFER_ERRORS: Responses = {
+    400: {"model": V2Error, "description": "a request the protocol or this model cannot take"},
+    413: {"model": V2Error, "description": "the request is larger than the upload limit"},
+    **MODEL_ERRORS,
+}
+INFER_DOCS: dict[str, Any] = {  # the body is read raw (it may carry binary data), so its schema is given here
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "datatype", "shape"],
+                                "properties": {
+                                    "name": {"type": "string", "enum": [AUDIO, SPECTROGRAM]},
+                                    "datatype": {"type": "string", "enum": ["BYTES", "FP32"]},
+                                    "shape": {"type": "array", "items": {"type": "integer"}},
+                                    "parameters": {"type": "object"},
+                                    "data": {"type": "array"},
+                                },
+                            },
+                        },
+                        "outputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                            },
+                        },
+                    },
+                }
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "the JSON header, then binary tensor data (Inference-Header-Content-Length)",
+            },
+        },
+    }
+}
+INFER_RESPONSES: Responses = {
+    200: {"model": V2InferResponse, "content": {"application/octet-stream": {}}},
+    **INFER_ERRORS,
+}
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -80,17 +144,17 @@ Model = Annotated[Classifier, Depends(named_model)]
 VersionedModel = Annotated[Classifier, Depends(versioned_model)]
 
 
-@router.get("", summary="Server metadata")
+@router.get("", summary="Server metadata", response_model=V2ServerMetadata)
 async def server_metadata(request: Request) -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": request.app.version, "extensions": EXTENSIONS}
 
 
-@router.get("/health/live", summary="Server liveness")
+@router.get("/health/live", summary="Server liveness", response_model=V2Live)
 async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready", summary="Server readiness")
+@router.get("/health/ready", summary="Server readiness", response_model=V2Ready, responses={503: {"model": V2Ready}})
 async def server_ready(request: Request, response: Response) -> dict[str, bool]:
     ready = loaded_classifier(request) is not None and bool(request.app.state.ready)
     response.status_code = 200 if ready else 503
@@ -116,22 +180,32 @@ def metadata(classifier: Classifier) -> dict[str, Any]:
     }
 
 
-@router.get("/models/{name}", summary="Model metadata")
+@router.get("/models/{name}", summary="Model metadata", response_model=V2ModelMetadata, responses=MODEL_ERRORS)
 async def model_metadata(classifier: Model) -> dict[str, Any]:
     return metadata(classifier)
 
 
-@router.get("/models/{name}/versions/{version}", summary="Model metadata, of one version")
+@router.get(
+    "/models/{name}/versions/{version}",
+    summary="Model metadata, of one version",
+    response_model=V2ModelMetadata,
+    responses=MODEL_ERRORS,
+)
 async def model_version_metadata(classifier: VersionedModel) -> dict[str, Any]:
     return metadata(classifier)
 
 
-@router.get("/models/{name}/ready", summary="Model readiness")
+@router.get("/models/{name}/ready", summary="Model readiness", response_model=V2ModelReady, responses=MODEL_ERRORS)
 async def model_ready(classifier: Model) -> dict[str, Any]:
     return {"name": classifier.model.card.name, "ready": True}
 
 
-@router.get("/models/{name}/versions/{version}/ready", summary="Model readiness, of one version")
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="Model readiness, of one version",
+    response_model=V2ModelReady,
+    responses=MODEL_ERRORS,
+)
 async def model_version_ready(classifier: VersionedModel) -> dict[str, Any]:
     return {"name": classifier.model.card.name, "ready": True}
 
@@ -206,11 +280,16 @@ async def infer(request: Request, classifier: Classifier) -> Response:
     return Response(body, headers=headers)
 
 
-@router.post("/models/{name}/infer", summary="Inference")
+@router.post("/models/{name}/infer", summary="Inference", responses=INFER_RESPONSES, openapi_extra=INFER_DOCS)
 async def model_infer(request: Request, classifier: Model) -> Response:
     return await infer(request, classifier)
 
 
-@router.post("/models/{name}/versions/{version}/infer", summary="Inference, on one version")
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    summary="Inference, on one version",
+    responses=INFER_RESPONSES,
+    openapi_extra=INFER_DOCS,
+)
 async def model_version_infer(request: Request, classifier: VersionedModel) -> Response:
     return await infer(request, classifier)
