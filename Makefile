@@ -50,9 +50,9 @@ pytest: $(DEV_VENV)/.installed browser
 
 # Model 2.0 is one network, trained with one thread (as shipped) on every labelled clip:
 #   make cv      scores that recipe by artist-disjoint 5-fold cross-validation over train + valid,
-#                two folds at a time (about 60 min), and writes $(CV_REPORT): the figures and the
+#                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures and the
 #                calibration that export puts in the card
-#   make train   trains the shipped network (about 25 min) and exports it with $(CV_REPORT)
+#   make train   trains the shipped network (about 45 min) and exports it with $(CV_REPORT)
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1
 FOLDS := 0 1 2 3 4
 CV_RUNS := $(addprefix runs/cv/fold,$(FOLDS))

@@ -30,6 +30,7 @@ import librosa
 import numpy as np
 import onnxruntime as ort
 import torch
+from threadpoolctl import threadpool_limits
 
 from bench.common import MODEL_1_2_0, MODEL_1_2_0_CARD, file_from_git, module_from_git, timed, wav_clip, write
 from model.audio import decode
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    # One thread for numpy's BLAS too: its idle threads spin, and process time counts them.
+    threadpool_limits(1)
     model = GenreModel(providers="cpu", intra_op_threads=1, inter_op_threads=1)
     clips = [wav_clip(30.0, seed, rate=SAMPLE_RATE, channels=1) for seed in range(args.clips)]
     clip = clips[0]
