@@ -14,12 +14,12 @@ from model.features import SAMPLE_RATE, FrontEndSettings, model_input, to_mono
 from model.runtime import CPU, CUDA, DEFAULT_MODEL_PATH, GenreModel, choose_providers
 from model.windows import coverage_weights
 from tests.audio import music_like
-from tests.helpers import copy_model
+from tests.helpers import ROOT, copy_model
 from training.artifacts import CvReport
 from training.data import gtzan_labels
 from training.evaluate import evaluate
 
-CV_REPORT = Path(__file__).parents[2] / "training" / "results" / "cv.json"
+CV_REPORT = ROOT / "training" / "results" / "cv.json"
 
 
 @pytest.fixture(scope="module")
