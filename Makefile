@@ -7,7 +7,7 @@ DEV_VENV := .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint typecheck pytest browser cv train export evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv probes train export evaluate bench docker-smoke clean
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
@@ -62,6 +62,12 @@ MODEL_VERSION := 2.0.0
 cv: $(DEV_VENV)/.installed
 	$(MAKE) -j2 $(CV_RUNS)
 	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(CV_RUNS)) --out $(CV_REPORT)
+
+# Linear probes of feature ideas on the same folds, alone and fused with the CV runs' logits
+# (training.probes, about 10 min): what a network with them might gain, before a CV is spent on it.
+probes: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python -m training.probes --data ../shared/data/gtzan $(addprefix --run ,$(CV_RUNS)) \
+		--out training/results/probes.json
 
 .PHONY: $(CV_RUNS) runs/final
 $(CV_RUNS): runs/cv/fold%: $(DEV_VENV)/.installed

@@ -15,30 +15,36 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 
 from model.card import Calibration
 from training.accuracy import summary
 from training.artifacts import AccuracySummary, AudioFigures, Checkpoint, CvReport, RunReport
 from training.baselines import logistic_predictions, majority_predictions
 from training.calibration import ECE_BINS, calibrated, expected_calibration_error, fit_temperature, nll
-from training.data import load_arrays
+from training.data import Split, load_arrays
 from training.evaluate import evaluate
 from training.export import write_model
 from training.folds import artist_groups
 
 BOOTSTRAP_SAMPLES = 2000
+R = TypeVar("R", bound=BaseModel)
 
 
-def bootstrap_interval(correct: np.ndarray, groups: list[str], seed: int = 0) -> tuple[float, float]:
-    """95 % interval of the accuracy, resampling whole artists (their clips are not independent)."""
+def bootstrap_interval(values: np.ndarray, groups: list[str], seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the mean of per-clip values (1/0 for an accuracy, -1/0/1 for a paired gain),
+    resampling whole artists (their clips are not independent)."""
     rows: dict[str, list[int]] = {}
     for i, group in enumerate(groups):
         rows.setdefault(group, []).append(i)
     members = list(rows.values())
-    hits = np.array([correct[m].sum() for m in members])
+    hits = np.array([values[m].sum() for m in members])
     sizes = np.array([len(m) for m in members])
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(members), size=(BOOTSTRAP_SAMPLES, len(members)))
@@ -88,7 +94,23 @@ def fold_audio(run: Path, data: Path, clip_ids: list[str]) -> AudioFigures:
         return AudioFigures.model_validate(evaluate(data, onnx, only=clip_ids))
 
 
-def cross_validate(data: Path, runs: list[Path]) -> CvReport:
+@dataclass
+class OutOfFold:
+    """The folds' runs pooled: clip i of `ids` is row rows[i] of `arrays`, its fold fold[i], its
+    label truth[i], and logits[i] came from the network that did not learn from it."""
+
+    reports: list[RunReport]
+    recipe: dict[str, Any]  # the runs' shared config, without fold, seed or machine paths
+    labels: list[str]
+    arrays: Split
+    ids: list[str]
+    rows: list[int]
+    truth: np.ndarray
+    logits: np.ndarray
+    fold: np.ndarray
+
+
+def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
     reports = [RunReport.model_validate_json((run / "report.json").read_text()) for run in runs]
     folds = {r.config["cv_fold"] for r in reports}
     n_folds = reports[0].config["cv_folds"]
@@ -97,25 +119,38 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
     recipe = [{k: v for k, v in r.portable_config().items() if k not in ("cv_fold", "seed")} for r in reports]
     if any(c != recipe[0] for c in recipe) or any(r.labels != reports[0].labels for r in reports):
         raise SystemExit("the folds' runs differ in more than their fold and seed")
-
     labels = reports[0].labels
     arrays = load_arrays(data, labels=labels)
     row = {clip_id: i for i, clip_id in enumerate(arrays.ids)}
     ids = [clip_id for r in reports for clip_id in r.valid_ids]
     if sorted(ids) != sorted(arrays.ids):
         raise SystemExit("the folds do not cover every labelled clip exactly once")
-    order = [row[clip_id] for clip_id in ids]
-    truth = np.array(arrays.labels)[order]
-    logits = np.concatenate([np.array(r.valid_logits) for r in reports])
-    fold = np.concatenate([np.full(len(r.valid_ids), r.config["cv_fold"]) for r in reports])
-    predictions = logits.argmax(1)
+    rows = [row[clip_id] for clip_id in ids]
+    return OutOfFold(
+        reports=reports,
+        recipe=recipe[0],
+        labels=labels,
+        arrays=arrays,
+        ids=ids,
+        rows=rows,
+        truth=np.array(arrays.labels)[rows],
+        logits=np.concatenate([np.array(r.valid_logits) for r in reports]),
+        fold=np.concatenate([np.full(len(r.valid_ids), r.config["cv_fold"]) for r in reports]),
+    )
+
+
+def cross_validate(data: Path, runs: list[Path]) -> CvReport:
+    oof = out_of_fold(data, runs)
+    reports, labels, arrays, ids, truth = oof.reports, oof.labels, oof.arrays, oof.ids, oof.truth
+    n_folds = len(reports)
+    predictions = oof.logits.argmax(1)
+    correct = predictions == truth
     groups = artist_groups(data)
 
     baseline_predictions: dict[str, list[np.ndarray]] = {"majority": [], "logistic_band_stats": []}
-    for r in reports:
-        held = set(r.valid_ids)
-        train = arrays.subset([i for i, c in enumerate(arrays.ids) if c not in held])
-        test = arrays.subset([row[c] for c in r.valid_ids])
+    rows = np.array(oof.rows)
+    for k in range(n_folds):
+        train, test = arrays.subset(list(rows[oof.fold != k])), arrays.subset(list(rows[oof.fold == k]))
         baseline_predictions["majority"].append(majority_predictions(train, len(test)))
         baseline_predictions["logistic_band_stats"].append(logistic_predictions(train, test))
     baselines = {
@@ -130,27 +165,34 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
         labels=labels,
         folds=n_folds,
         n=len(ids),
-        accuracy=round(float((predictions == truth).mean()), 4),
-        interval_95=bootstrap_interval(predictions == truth, [groups[c] for c in ids]),
-        fold_accuracies=[round(float((predictions[fold == k] == truth[fold == k]).mean()), 4) for k in range(n_folds)],
+        accuracy=round(float(correct.mean()), 4),
+        interval_95=bootstrap_interval(correct, [groups[c] for c in ids]),
+        fold_accuracies=[round(float(correct[oof.fold == k].mean()), 4) for k in range(n_folds)],
         per_genre=recall,
         baselines=baselines,
         audio=pooled_audio([fold_audio(run, data, r.valid_ids) for run, r in zip(runs, reports, strict=True)]),
-        calibration=calibration(logits, truth, fold),
+        calibration=calibration(oof.logits, truth, oof.fold),
         network=reports[0].network,
-        config=recipe[0],
+        config=oof.recipe,
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fold_report_command(doc: str | None, argv: list[str] | None, make: Callable[[Path, list[Path]], R]) -> R:
+    """The command line of a report made from a cross-validation's runs (--data, --run per fold,
+    --out): makes it and writes it as JSON."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--run", type=Path, action="append", required=True, help="a fold's training run; repeat")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    report = cross_validate(args.data, args.run)
+    report = make(args.data, args.run)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.model_dump_json(indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    report = fold_report_command(__doc__, argv, cross_validate)
     print(report.model_dump_json(include={"accuracy", "interval_95", "baselines", "audio", "calibration"}))
 
 
