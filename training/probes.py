@@ -50,7 +50,7 @@ def log_bands(grid: np.ndarray) -> np.ndarray:
     return model_input(grid)[:, :N_LOG_BANDS]
 
 
-def pool_bands(bands: np.ndarray, n: int) -> np.ndarray:
+def coarse_bands(bands: np.ndarray, n: int) -> np.ndarray:
     """(frames, b) -> (frames, n), the mean of each run of b / n adjacent bands."""
     pooled: np.ndarray = bands.reshape(len(bands), n, -1).mean(2)
     return pooled
@@ -73,7 +73,7 @@ def modulation_spectrum(bands: np.ndarray) -> np.ndarray:
     envelope, Hann-windowed, averaged over windows, then over each group of modulation bins."""
     if len(bands) < MODULATION_WINDOW_FRAMES:
         raise ValueError(f"need at least {MODULATION_WINDOW_FRAMES} frames, got {len(bands)}")
-    pooled = pool_bands(bands, MODULATION_BANDS)
+    pooled = coarse_bands(bands, MODULATION_BANDS)
     starts = range(0, len(pooled) - MODULATION_WINDOW_FRAMES + 1, MODULATION_HOP_FRAMES)
     segments = np.stack([pooled[s : s + MODULATION_WINDOW_FRAMES] for s in starts])
     segments -= segments.mean(1, keepdims=True)
@@ -87,7 +87,7 @@ def co_variation(bands: np.ndarray) -> np.ndarray:
     matrices at each of CO_VARIATION_RESOLUTIONS, concatenated; a constant band correlates 0."""
     out = []
     for n in CO_VARIATION_RESOLUTIONS:
-        pooled = pool_bands(bands, n)
+        pooled = coarse_bands(bands, n)
         z = (pooled - pooled.mean(0)) / np.maximum(pooled.std(0), STD_FLOOR)
         out.append((z.T @ z / len(z))[np.triu_indices(n, 1)])
     return np.concatenate(out)
