@@ -13,8 +13,8 @@ The ideas (issue 14):
 - modulation spectra: each band's envelope over ~11 s of frames, as a spectrum of 0.09-5.7 Hz
   (5-344 BPM): rhythm, which a 30 s average of bands cannot see;
 - co-variation at several band resolutions: which bands rise and fall together;
-- the logistic baseline's band statistics, as the control: a second opinion that knows no more
-  than the network's input summary.
+- each log band's mean and std (the logistic baseline's features without their deltas), as the
+  control: a second opinion that knows no more than a summary of the network's input.
 """
 
 from __future__ import annotations
@@ -93,13 +93,13 @@ def co_variation(bands: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def band_stats(bands: np.ndarray) -> np.ndarray:
+def log_band_stats(bands: np.ndarray) -> np.ndarray:
     """Log bands (frames, N_LOG_BANDS) -> each band's mean and std, shape = (2 * N_LOG_BANDS,)."""
     return np.concatenate([bands.mean(0), bands.std(0)])
 
 
 SUMMARIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "band_stats": band_stats,
+    "band_stats": log_band_stats,
     "modulation": modulation_spectrum,
     "co_variation": co_variation,
 }
