@@ -48,16 +48,17 @@ typecheck: $(DEV_VENV)/.installed
 pytest: $(DEV_VENV)/.installed browser
 	$(DEV_VENV)/bin/python -m pytest
 
-# Model 2.0 is one network, trained with one thread (as shipped) on every labelled clip:
+# Model 2.1 is one network, trained with one thread (as shipped) on every labelled clip, and a
+# summary head (training.clip_summary) fused into its file:
 #   make cv      scores that recipe by artist-disjoint 5-fold cross-validation over train + valid,
-#                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures and the
-#                calibration that export puts in the card
+#                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures, the
+#                calibration and the summary head's C and weight that export puts in the file and card
 #   make train   trains the shipped network (about 45 min) and exports it with $(CV_REPORT)
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1
 FOLDS := 0 1 2 3 4
 CV_RUNS := $(addprefix runs/cv/fold,$(FOLDS))
 CV_REPORT := training/results/cv.json
-MODEL_VERSION := 2.0.0
+MODEL_VERSION := 2.1.0
 
 cv: $(DEV_VENV)/.installed
 	$(MAKE) -j2 $(CV_RUNS)

@@ -51,6 +51,19 @@ class Calibration(BaseModel):
     bins: int
 
 
+class SummaryHeadCard(BaseModel):
+    """The clip-summary branch fused into the file (training.clip_summary): its parts, the logistic
+    regression's C, and the weight w of its log-probabilities added to the network's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parts: list[str]
+    c: float = Field(gt=0)
+    weight: float = Field(ge=0)
+    c_per_fold: list[float] = Field(description="each fold's C in the cross-validation, chosen by the other folds")
+    weight_per_fold: list[float]
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +77,7 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     baselines: dict[str, Any] = Field(default_factory=dict)
     calibration: Calibration | None = None
+    summary_head: SummaryHeadCard | None = None
 
     @field_validator("labels")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from model.card import Calibration
+from model.card import Calibration, SummaryHeadCard
 from model.features import FrontEndSettings
 from training.network import GenreNet, NetworkConfig
 
@@ -93,16 +93,20 @@ class CvReport(BaseModel):
     labels: list[str]
     folds: int
     n: int
-    accuracy: float
+    accuracy: float  # the shipped recipe's: the network fused with its summary head, if it has one
     interval_95: tuple[float, float]  # bootstrap over artists
+    network_accuracy: float  # the network alone
+    # The arrays band-limited at a random 3.5-11 kHz cut-off each, out of fold: "network" and "fused".
+    band_limited_accuracy: dict[str, float] = {}
     fold_accuracies: list[float]
     per_genre: dict[str, float | None]
     baselines: dict[str, AccuracySummary]  # trained and scored on the same folds
     audio: AudioFigures  # each fold's ONNX export on its own clips, through the service's pipeline
     calibration: Calibration
+    summary_head: SummaryHeadCard | None = None
     network: NetworkConfig
     config: dict[str, Any]  # the folds' training config, without paths or the fold
 
     def summary(self) -> dict[str, Any]:
         """What the model card carries (the calibration has its own place there)."""
-        return self.model_dump(mode="json", exclude={"labels", "calibration", "network", "config"})
+        return self.model_dump(mode="json", exclude={"labels", "calibration", "summary_head", "network", "config"})

@@ -4,11 +4,14 @@
     python -m training.cv --data DIR --run runs/cv/fold0 ... --out training/results/cv.json
 
 Each fold's run learnt from the other folds (training.folds: artist-disjoint) and kept its last
-epoch, so no figure here was chosen by the clips it is measured on. From the runs' logits:
-accuracy with a bootstrap interval over artists, per-genre recall, and the temperature that
-calibrates them (its ECE after is cross-fitted: each fold scaled by a T fitted on the others).
-Both baselines are trained and scored on the same folds. Each fold's network is also exported
-to ONNX and scored on its fold's audio clips through the service's pipeline, degradations included.
+epoch, so no figure here was chosen by the clips it is measured on. Each fold's summary head
+(training.clip_summary) is fitted on the other folds' arrays, its C and fusion weight chosen by
+the other folds too. From the fused logits: accuracy with a bootstrap interval over artists (and
+the network's alone), per-genre recall, and the temperature that calibrates them (its ECE after
+is cross-fitted: each fold scaled by a T fitted on the others). Both baselines are trained and
+scored on the same folds. Each fold's network and head are also exported to ONNX and scored on
+its fold's audio clips through the service's pipeline, degradations included. The head that
+ships takes the C and weight chosen on all the folds.
 """
 
 from __future__ import annotations
@@ -21,17 +24,32 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 from pydantic import BaseModel
 
-from model.card import Calibration
+from model.card import Calibration, SummaryHeadCard
+from model.features import FrontEndSettings, model_input
 from training.accuracy import summary
 from training.artifacts import AccuracySummary, AudioFigures, Checkpoint, CvReport, RunReport
 from training.baselines import logistic_predictions, majority_predictions
 from training.calibration import ECE_BINS, calibrated, expected_calibration_error, fit_temperature, nll
-from training.data import Split, load_arrays
+from training.clip_summary import (
+    SUMMARIES,
+    HeadData,
+    SummaryHead,
+    band_limited,
+    choose_c,
+    choose_weight,
+    fused,
+    nested_fusion,
+    nested_logistic,
+    summary_views,
+)
+from training.data import Split, load_arrays, load_audio_clips
 from training.evaluate import evaluate
 from training.export import write_model
 from training.folds import artist_groups
+from training.scoring import clip_logits
 
 BOOTSTRAP_SAMPLES = 2000
 R = TypeVar("R", bound=BaseModel)
@@ -85,12 +103,14 @@ def pooled_audio(per_fold: list[AudioFigures]) -> AudioFigures:
     )
 
 
-def fold_audio(run: Path, data: Path, clip_ids: list[str]) -> AudioFigures:
-    """The fold's network as an ONNX file, through training.evaluate on the fold's clips."""
+def fold_audio(
+    run: Path, data: Path, clip_ids: list[str], head: tuple[SummaryHead, SummaryHeadCard] | None = None
+) -> AudioFigures:
+    """The fold's network (and head) as an ONNX file, through training.evaluate on the fold's clips."""
     checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
     with tempfile.TemporaryDirectory() as tmp:
         onnx = Path(tmp) / "fold.onnx"
-        write_model([net], checkpoint.front_end, checkpoint.labels, onnx)
+        write_model([net], checkpoint.front_end, checkpoint.labels, onnx, head=head)
         return AudioFigures.model_validate(evaluate(data, onnx, only=clip_ids))
 
 
@@ -101,6 +121,7 @@ class OutOfFold:
 
     reports: list[RunReport]
     recipe: dict[str, Any]  # the runs' shared config, without fold, seed or machine paths
+    front_end: FrontEndSettings
     labels: list[str]
     arrays: Split
     ids: list[str]
@@ -129,6 +150,7 @@ def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
     return OutOfFold(
         reports=reports,
         recipe=recipe[0],
+        front_end=Checkpoint.load(runs[0] / "checkpoint.pt")[0].front_end,
         labels=labels,
         arrays=arrays,
         ids=ids,
@@ -139,11 +161,76 @@ def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
     )
 
 
+@dataclass
+class FusedHeads:
+    """The summary heads of a cross-validation: out-of-fold fused logits, each fold's head, the
+    choice (C, weight) on all the folds that the shipped head takes, and accuracies on the arrays
+    band-limited (clean_and_limited's second view) by the network alone and fused."""
+
+    logits: np.ndarray
+    heads: list[tuple[SummaryHead, SummaryHeadCard]]
+    choice: SummaryHeadCard
+    band_limited: dict[str, float]
+
+
+def head_data(oof: OutOfFold, data: Path) -> tuple[HeadData, list[str], list[np.ndarray]]:
+    """The arrays (scored, in out-of-fold order) then the audio clips (in their clip's fold), as
+    export fits the shipped head on them; the audio clips' ids; and the arrays' band_limited grids."""
+    audio = load_audio_clips(data, labels=oof.labels)
+    grids = oof.arrays.grids + audio.grids
+    x = summary_views(grids, oof.front_end)
+    fold_of = dict(zip(oof.ids, oof.fold, strict=True))
+    rows = np.concatenate([oof.rows, len(oof.arrays) + np.arange(len(audio))]).astype(int)
+    heads = HeadData(
+        x=x[rows],
+        y=np.concatenate([oof.truth, audio.labels]).astype(int),
+        fold=np.concatenate([oof.fold, [fold_of[c] for c in audio.ids]]).astype(int),
+        scored=np.arange(len(rows)) < len(oof.rows),
+    )
+    return heads, audio.ids, [band_limited(grids)[i] for i in oof.rows]
+
+
+def fused_heads(oof: OutOfFold, data: Path, runs: list[Path]) -> FusedHeads:
+    heads_data, audio_ids, limited = head_data(oof, data)
+    y, fold, n_labels = oof.truth, oof.fold, len(oof.labels)
+    head_log_p, cs = nested_logistic(heads_data, n_labels)
+    # The weight is chosen on the arrays and on the audio route (each audio clip's network logits
+    # from the fold that did not learn from it): what the service answers matters as much.
+    audio_logits = {c: v for r in oof.reports for c, v in r.valid_audio_logits.items()}
+    network = np.concatenate([oof.logits, [audio_logits[c] for c in audio_ids]])
+    all_logits, weights = nested_fusion(network, head_log_p, heads_data.y, heads_data.fold)
+    logits = all_logits[heads_data.scored]
+    choice = SummaryHeadCard(
+        parts=list(SUMMARIES),
+        c=choose_c(heads_data, n_labels),
+        weight=choose_weight(network, head_log_p, heads_data.y),
+        c_per_fold=cs,
+        weight_per_fold=weights,
+    )
+    heads = []
+    limited_network, limited_fused = np.zeros_like(logits), np.zeros_like(logits)
+    for k, (run, c, w) in enumerate(zip(runs, cs, weights, strict=True)):
+        head = SummaryHead(heads_data.where(heads_data.fold != k).fit(c), n_labels)
+        heads.append((head, choice.model_copy(update={"c": c, "weight": w})))
+        _, net = Checkpoint.load(run / "checkpoint.pt")
+        inputs = [model_input(limited[i], oof.front_end) for i in np.flatnonzero(fold == k)]
+        limited_network[fold == k] = clip_logits(net, inputs)
+        with torch.no_grad():
+            head_limited = head(torch.from_numpy(np.stack(inputs))).numpy()
+        limited_fused[fold == k] = fused(limited_network[fold == k], head_limited, w)
+    band_limited_accuracy = {
+        "network": round(float((limited_network.argmax(1) == y).mean()), 4),
+        "fused": round(float((limited_fused.argmax(1) == y).mean()), 4),
+    }
+    return FusedHeads(logits, heads, choice, band_limited_accuracy)
+
+
 def cross_validate(data: Path, runs: list[Path]) -> CvReport:
     oof = out_of_fold(data, runs)
     reports, labels, arrays, ids, truth = oof.reports, oof.labels, oof.arrays, oof.ids, oof.truth
     n_folds = len(reports)
-    predictions = oof.logits.argmax(1)
+    fusion = fused_heads(oof, data, runs)
+    predictions = fusion.logits.argmax(1)
     correct = predictions == truth
     groups = artist_groups(data)
 
@@ -161,17 +248,23 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
     return CvReport(
         protocol=f"{n_folds}-fold artist-disjoint cross-validation over GTZAN train + valid ({len(ids)} clips); "
         "each fold's network trained on the other folds (arrays and their audio clips) for a fixed number of "
-        "epochs and scored on its own; the interval resamples artists",
+        "epochs, its summary head fitted on their arrays (C and weight chosen by them), both scored on its own; "
+        "the interval resamples artists",
         labels=labels,
         folds=n_folds,
         n=len(ids),
         accuracy=round(float(correct.mean()), 4),
         interval_95=bootstrap_interval(correct, [groups[c] for c in ids]),
+        network_accuracy=round(float((oof.logits.argmax(1) == truth).mean()), 4),
+        band_limited_accuracy=fusion.band_limited,
         fold_accuracies=[round(float(correct[oof.fold == k].mean()), 4) for k in range(n_folds)],
         per_genre=recall,
         baselines=baselines,
-        audio=pooled_audio([fold_audio(run, data, r.valid_ids) for run, r in zip(runs, reports, strict=True)]),
-        calibration=calibration(oof.logits, truth, oof.fold),
+        audio=pooled_audio(
+            [fold_audio(run, data, r.valid_ids, head) for run, r, head in zip(runs, reports, fusion.heads, strict=True)]
+        ),
+        calibration=calibration(fusion.logits, truth, oof.fold),
+        summary_head=fusion.choice,
         network=reports[0].network,
         config=oof.recipe,
     )

@@ -19,11 +19,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from model.card import MemberCard, ModelCard, card_path, load_card, write_card
+from model.card import MemberCard, ModelCard, SummaryHeadCard, card_path, load_card, write_card
 from model.features import N_FEATURES, FrontEndSettings
 from model.runtime import INPUT_NAME, OUTPUT_NAMES, GenreModel
 from training.artifacts import Checkpoint, CvReport, RunReport
-from training.data import is_gtzan_layout
+from training.clip_summary import SummaryHead, fit_summary_head
+from training.data import is_gtzan_layout, load_arrays, load_audio_clips
 from training.evaluate import evaluate
 from training.network import ExportWrapper, GenreNet
 
@@ -89,10 +90,18 @@ def member_card(report: RunReport) -> MemberCard:
 
 
 def write_model(
-    nets: list[GenreNet], front_end: FrontEndSettings, labels: list[str], onnx_path: Path, temperature: float = 1.0
+    nets: list[GenreNet],
+    front_end: FrontEndSettings,
+    labels: list[str],
+    onnx_path: Path,
+    temperature: float = 1.0,
+    head: tuple[SummaryHead, SummaryHeadCard] | None = None,
 ) -> ModelCard:
-    """The ONNX file of one network or an ensemble, checked against torch, and a bare card beside it."""
-    model = ExportWrapper(*nets, temperature=temperature)
+    """The ONNX file of one network or an ensemble (with its summary head, if any), checked
+    against torch, and a bare card beside it."""
+    head_module, head_card = head if head else (None, None)
+    weight = head_card.weight if head_card else 0.0
+    model = ExportWrapper(*nets, temperature=temperature, head=head_module, head_weight=weight)
     export_onnx(model, onnx_path)
     worst = parity(model, onnx_path)
     if worst > PARITY_TOLERANCE:
@@ -103,6 +112,7 @@ def write_model(
         labels=labels,
         feature_settings=front_end,
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        summary_head=head_card,
     )
     write_card(card, onnx_path)
     return card
@@ -167,6 +177,20 @@ def build_card(
     return card
 
 
+def shipped_head(
+    cv: CvReport, data: Path, labels: list[str], front_end: FrontEndSettings
+) -> tuple[SummaryHead, SummaryHeadCard] | None:
+    """The recipe's summary head, if it has one: fitted on every array and audio clip of the data
+    (as the network learnt from them) with the C the cross-validation chose, fused with its weight."""
+    if cv.summary_head is None:
+        return None
+    if not is_gtzan_layout(data):
+        raise SystemExit(f"the CV report's recipe has a summary head, fitted on arrays; {data} has none")
+    arrays, audio = load_arrays(data, labels=labels), load_audio_clips(data, labels=labels)
+    grids, y = arrays.grids + audio.grids, np.array(arrays.labels + audio.labels)
+    return fit_summary_head(grids, y, cv.summary_head.c, len(labels), front_end), cv.summary_head
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, action="append", required=True, help="training output folder; repeat")
@@ -189,9 +213,10 @@ def main(argv: list[str] | None = None) -> None:
     if cv is not None and cv.labels != reports[0].labels:
         raise SystemExit(f"{args.cv} is about other labels than the runs'")
     temperature = cv.calibration.temperature if cv else 1.0
-    card = write_model(list(nets), front_ends[0], reports[0].labels, args.out, temperature)
-    card.name, card.version = args.name, args.version
     data = args.data or Path(reports[0].config["data"])
+    head = shipped_head(cv, data, reports[0].labels, front_ends[0]) if cv else None
+    card = write_model(list(nets), front_ends[0], reports[0].labels, args.out, temperature, head)
+    card.name, card.version = args.name, args.version
     card = build_card(card, list(reports), args.out, data, cv)
     if args.speed_reference:
         card.metrics["speed"] = speed(args.out, args.speed_reference)

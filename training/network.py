@@ -161,17 +161,27 @@ class ExportWrapper(nn.Module):
     """What ships in ONNX: one network or a seed ensemble, giving class probabilities.
 
     An ensemble averages its members' probabilities and attention weights; the mean of
-    distributions over frames is itself one, so the output contract is the same. `temperature`
-    divides the logits first (training.calibration), so the file's probabilities are calibrated.
+    distributions over frames is itself one, so the output contract is the same. A summary head
+    (training.clip_summary) adds `head_weight` times its log-probabilities to each member's.
+    `temperature` divides the logits first (training.calibration), so the file's probabilities
+    are calibrated.
     """
 
-    def __init__(self, *members: GenreNet, temperature: float = 1.0) -> None:
+    def __init__(
+        self, *members: GenreNet, temperature: float = 1.0, head: nn.Module | None = None, head_weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.temperature = temperature
+        self.head = head
+        self.head_weight = head_weight
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = [member(x) for member in self.members]
-        probabilities = torch.stack([torch.softmax(logits / self.temperature, dim=1) for logits, _ in outputs]).mean(0)
+        logits = [member_logits for member_logits, _ in outputs]
+        if self.head is not None:
+            head_log_p = self.head_weight * self.head(x)
+            logits = [torch.log_softmax(member_logits, dim=1) + head_log_p for member_logits in logits]
+        probabilities = torch.stack([torch.softmax(z / self.temperature, dim=1) for z in logits]).mean(0)
         attention = torch.stack([weights for _, weights in outputs]).mean(0)
         return probabilities, attention

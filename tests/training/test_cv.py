@@ -8,16 +8,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 from scipy.special import softmax
 
 from model.card import card_path, load_card
-from model.features import model_input
+from model.features import DEFAULT_SETTINGS, model_input
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from tests.helpers import write_subset
 from training.artifacts import Checkpoint, CvReport
 from training.calibration import expected_calibration_error, fit_temperature, nll
-from training.cv import bootstrap_interval, cross_validate
-from training.data import load_arrays, read_labels
+from training.clip_summary import SummaryHead, fit_logistic, fit_summary_head, summary_views
+from training.cv import bootstrap_interval, cross_validate, out_of_fold
+from training.data import load_arrays, load_audio_clips, read_labels
 from training.degrade import DEGRADATIONS
 from training.export import main as export_main
 from training.folds import artist_folds, artist_groups
@@ -84,17 +86,36 @@ def test_out_of_fold_figures_pool_every_clip_once(small_cv: tuple[Path, list[Pat
     data, runs, report = small_cv
     arrays = load_arrays(data)
     assert report.n == len(arrays) == 90 and report.folds == N_FOLDS
-    # The pooled accuracy is the folds' out-of-fold predictions, recomputed here from the checkpoints.
+    # The pooled accuracies are the folds' out-of-fold predictions, recomputed here from the checkpoints
+    # and each fold's summary head, fitted on the other folds' arrays and audio clips with the fold's C.
     folds = artist_folds(data, N_FOLDS)
-    correct = 0
+    head = report.summary_head
+    assert head is not None and len(head.c_per_fold) == len(head.weight_per_fold) == N_FOLDS
+    audio = load_audio_clips(data)
+    views = summary_views(arrays.grids + audio.grids, DEFAULT_SETTINGS)  # each clip and a band-limited copy
+    # In the CV's row order (the folds' clips, then the audio clips): a float32 fit moves a little with it.
+    order = np.concatenate([out_of_fold(data, runs).rows, len(arrays) + np.arange(len(audio))])
+    views = views[order]
+    view_labels = np.array(arrays.labels + audio.labels)[order]
+    view_folds = np.array([folds[c] for c in arrays.ids + audio.ids])[order]
+    network_correct = fused_correct = 0
     for fold, run in enumerate(runs):
         _, net = Checkpoint.load(run / "checkpoint.pt")
         rows = [i for i, c in enumerate(arrays.ids) if folds[c] == fold]
-        logits = clip_logits(net, [model_input(arrays.grids[i]) for i in rows])
-        correct += int((logits.argmax(1) == np.array(arrays.labels)[rows]).sum())
-        assert report.fold_accuracies[fold] == pytest.approx(correct_in(logits, arrays, rows), abs=1e-4)
-    assert report.accuracy == pytest.approx(correct / 90, abs=1e-4)
+        inputs = [model_input(arrays.grids[i]) for i in rows]
+        logits = clip_logits(net, inputs)
+        rest = view_folds != fold
+        fold_head = SummaryHead(fit_logistic(views[rest], view_labels[rest], head.c_per_fold[fold]), 10)
+        with torch.no_grad():
+            head_log_p = fold_head(torch.from_numpy(np.stack(inputs))).numpy()
+        fused = np.log(softmax(logits, axis=1)) + head.weight_per_fold[fold] * head_log_p
+        network_correct += int((logits.argmax(1) == np.array(arrays.labels)[rows]).sum())
+        fused_correct += int((fused.argmax(1) == np.array(arrays.labels)[rows]).sum())
+        assert report.fold_accuracies[fold] == pytest.approx(correct_in(fused, arrays, rows), abs=1e-4)
+    assert report.network_accuracy == pytest.approx(network_correct / 90, abs=1e-4)
+    assert report.accuracy == pytest.approx(fused_correct / 90, abs=1e-4)
     assert report.interval_95[0] <= report.accuracy <= report.interval_95[1]
+    assert set(report.band_limited_accuracy) == {"network", "fused"}
     assert set(report.baselines) == {"majority", "logistic_band_stats"}
     assert all(b.n == 90 for b in report.baselines.values())
     assert report.audio.audio_n == 15 and set(report.audio.robustness) == {"clean", *DEGRADATIONS}
@@ -120,7 +141,7 @@ def test_probes_score_every_feature_set_on_the_same_out_of_fold_clips(
     out = tmp_path / "probes.json"
     probes_main(["--data", str(data), *[arg for run in runs for arg in ("--run", str(run))], "--out", str(out)])
     report = ProbeReport.model_validate_json(out.read_text())
-    assert report.n == cv.n == 90 and report.network_accuracy == pytest.approx(cv.accuracy, abs=1e-4)
+    assert report.n == cv.n == 90 and report.network_accuracy == pytest.approx(cv.network_accuracy, abs=1e-4)
     assert list(report.probes) == ["+".join(names) for names in FEATURE_SETS]
     for figures in report.probes.values():
         assert 0 <= figures.accuracy <= 1 and len(figures.c_per_fold) == len(figures.w_per_fold) == N_FOLDS
@@ -132,7 +153,7 @@ def test_export_with_cv_ships_calibrated_probabilities(
     small_cv: tuple[Path, list[Path], CvReport], tmp_path: Path
 ) -> None:
     """An all-clips run exported with the CV report: the card carries the CV figures, the baselines of the
-    same folds and the calibration; the ONNX file's probabilities are softmax(logits / T)."""
+    same folds and the calibration; the ONNX file's probabilities are softmax((log p_network + w log p_head) / T)."""
     data, _, report = small_cv
     run = tmp_path / "final"
     train(TrainConfig(data=data, out=run, epochs=2, network=NetworkConfig(hidden=24, frame_dim=48), all_clips=True))
@@ -142,7 +163,7 @@ def test_export_with_cv_ships_calibrated_probabilities(
     flags = ["--cv", str(cv_path), "--version", "2.0.0", "--speed-reference", str(DEFAULT_MODEL_PATH)]
     export_main(["--run", str(run), "--out", str(onnx), *flags])
     card = load_card(card_path(onnx))
-    assert card.calibration == report.calibration
+    assert card.calibration == report.calibration and card.summary_head == report.summary_head
     assert card.metrics["cv"]["accuracy"] == report.accuracy and "valid" not in card.metrics
     assert card.metrics["training_clips"]["n"] == 90
     assert card.baselines["logistic_band_stats"]["n"] == 90
@@ -151,10 +172,19 @@ def test_export_with_cv_ships_calibrated_probabilities(
     speed = card.metrics["speed"]  # this tiny network against the shipped model, timed in one run
     assert speed["reference"].startswith("genre-birnn-attention") and speed["reference_over_this"] > 1
 
+    # The file's probabilities: the network's log p plus w times the head's (fitted on every array and
+    # audio clip), over T.
     _, net = Checkpoint.load(run / "checkpoint.pt")
     arrays = load_arrays(data)
+    assert report.summary_head is not None
+    audio = load_audio_clips(data)
+    grids, labels = arrays.grids + audio.grids, np.array(arrays.labels + audio.labels)
+    head = fit_summary_head(grids, labels, report.summary_head.c, 10, DEFAULT_SETTINGS)
     x = np.stack([model_input(g) for g in arrays.grids[:4]])
-    expected = softmax(clip_logits(net, list(x)) / report.calibration.temperature, axis=1)
+    with torch.no_grad():
+        head_log_p = head(torch.from_numpy(x)).numpy()
+    fused = np.log(softmax(clip_logits(net, list(x)), axis=1)) + report.summary_head.weight * head_log_p
+    expected = softmax(fused / report.calibration.temperature, axis=1)
     got = GenreModel(onnx, providers="cpu").predict(x)[0]
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert ort.InferenceSession(str(onnx)).get_outputs()[0].shape[-1] == 10
