@@ -32,7 +32,11 @@ import soundfile as sf
 
 from model.features import SAMPLE_RATE, mono_stream
 
-BLOCK_FRAMES = 1 << 16  # libsndfile block, in frames
+BLOCK_SAMPLES = 1 << 17  # libsndfile block, in samples over all channels (a 1024-channel header stays small)
+# libsndfile's integer PCM subtypes of up to 24 bits, read as integers: its conversion to float
+# costs several times the rest of reading a WAV or FLAC file, and mono_stream's scaling gives the
+# same floats exactly (32-bit PCM would differ in the last bit, so libsndfile converts it).
+SNDFILE_INTEGER_READS = {"PCM_S8": "int16", "PCM_U8": "int16", "PCM_16": "int16", "PCM_24": "int32"}
 MIN_SAMPLE_RATE = 1_000  # Hz; below this a header is more likely wrong than right
 MAX_SAMPLE_RATE = 768_000  # Hz
 # Containers libsndfile reads best; everything else starts with FFmpeg.
@@ -90,9 +94,8 @@ class _Upload(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._file.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        n: int = self._file.readinto(buffer)  # type: ignore[attr-defined]  # every binary file has it
+        return n
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._file.tell(), io.SEEK_END: self._size}[whence]
@@ -136,7 +139,11 @@ class _Source:
 
 
 def _sndfile_blocks(f: sf.SoundFile) -> Iterator[np.ndarray]:
-    yield from f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)
+    # One buffer, refilled: mono_stream copies each block out before the next read.
+    buffer = np.empty(
+        (max(1, BLOCK_SAMPLES // f.channels), f.channels), SNDFILE_INTEGER_READS.get(f.subtype, "float32")
+    )
+    yield from f.blocks(out=buffer)
 
 
 def _ffmpeg_blocks(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[np.ndarray]:

@@ -128,26 +128,35 @@ _FRAMES_PER_CHUNK = 64  # keeps the STFT's temporaries small and reused, on audi
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:
-    """shape = (n, channels) or (n,) -> (n,) float32, the channels' mean, non-finite samples 0."""
-    x = np.asarray(block, dtype=np.float32)
-    if x.ndim == 1:
-        return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)  # a copy: the caller's array stays
-    if x.ndim != 2:
+    """shape = (n, channels) or (n,) -> (n,) float32, the channels' mean, non-finite samples 0.
+
+    Float samples are taken as they are; integer PCM (as libsndfile reads it without converting)
+    is scaled so that its type's full range maps onto [-1, 1), giving the same floats as reading
+    the file as float32 would, at a fraction of the cost.
+    """
+    x = np.asarray(block)
+    if x.ndim not in (1, 2):
         raise ValueError(f"expected 1-D or 2-D samples, got shape {x.shape}")
+    columns = x.reshape(x.shape[0], -1)
     # Adding whole columns: a mean over the short channel axis is ~10x slower on (n, 2) blocks.
-    mono = x[:, 0].copy()
-    for channel in range(1, x.shape[1]):
-        mono += x[:, channel]
-    if x.shape[1] > 1:
-        mono /= np.float32(x.shape[1])
-    return np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0, copy=False)
+    mono = columns[:, 0].astype(np.float32)  # a copy: the caller's array stays
+    for channel in range(1, columns.shape[1]):
+        mono += columns[:, channel]
+    if np.issubdtype(x.dtype, np.integer):
+        mono *= np.float32(2.0 ** -(8 * x.dtype.itemsize - 1))  # a power of two: exact
+    elif not np.isfinite(mono).all():  # one pass; nan_to_num alone takes three
+        np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0, copy=False)
+    if columns.shape[1] > 1:
+        mono /= np.float32(columns.shape[1])
+    return mono
 
 
 def mono_stream(blocks: Iterable[np.ndarray], sample_rate: int, target_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Downmix, zero non-finite samples and resample to target_rate, block by block.
 
-    blocks: shape = (n, n_channels) or (n,) each. Yields float32 blocks at target_rate whose
-    concatenation equals resampling the whole signal at once (soxr's stream is exact).
+    blocks: shape = (n, n_channels) or (n,) each, float or integer PCM. Yields float32 blocks at
+    target_rate whose concatenation equals resampling the whole signal at once (soxr's stream is
+    exact).
     """
     if sample_rate == target_rate:
         yield from (_downmix(block) for block in blocks)
@@ -210,18 +219,21 @@ def power_db_bands(waveform: np.ndarray, settings: FrontEndSettings = DEFAULT_SE
         return np.zeros((0, s.n_bands), dtype=np.float32)
     x = np.ascontiguousarray(waveform, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x, s.n_fft)[:: s.hop_length][:total]
-    db = np.empty((total, s.n_bins), dtype=np.float64)
+    # Natural log (about twice as fast as log10); the dB scale is applied to the pooled bands,
+    # as the pooling is linear.
+    log_power = np.empty((total, s.n_bins), dtype=np.float64)
     for start in range(0, total, _FRAMES_PER_CHUNK):
         chunk = np.multiply(frames[start : start + _FRAMES_PER_CHUNK], _window(s.n_fft), dtype=np.float64)
         spectrum = np.fft.rfft(chunk, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         with np.errstate(divide="ignore"):
-            np.log10(power, out=db[start : start + chunk.shape[0]])
-    db *= 10.0
-    finite = np.isfinite(db)
+            np.log(power, out=log_power[start : start + chunk.shape[0]])
+    finite = np.isfinite(log_power)
     if not finite.all():
-        db[~finite] = db[finite].min() if finite.any() else 0.0
-    return pool_bands(db, s.n_bands).astype(np.float32)
+        log_power[~finite] = log_power[finite].min() if finite.any() else 0.0
+    bands = pool_bands(log_power, s.n_bands)
+    bands *= 10.0 / np.log(10.0)
+    return bands.astype(np.float32)
 
 
 @lru_cache(maxsize=4)

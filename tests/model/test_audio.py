@@ -4,10 +4,12 @@ decoding, and every failure is a human message (never a repr), with nothing raw 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from model import features as F
 from model.audio import AudioError, AudioTooLong, UnsupportedAudio, decode
@@ -37,6 +39,38 @@ def test_every_format_decodes_to_its_source(name: str) -> None:
         n = F.N_LOG_BANDS
         correlation = np.corrcoef(got[5:-5, :n].ravel(), expected[5 : len(got) - 5, :n].ravel())[0, 1]
         assert correlation > 0.9, correlation
+
+
+@pytest.mark.parametrize(
+    ("container", "subtype"),
+    [
+        ("WAV", "PCM_U8"),
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_32"),
+        ("FLAC", "PCM_S8"),
+        ("FLAC", "PCM_24"),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_integer_pcm_read_as_integers_gives_libsndfiles_floats_exactly(
+    container: str, subtype: str, channels: int
+) -> None:
+    source = music_like(1.5, 22050, channels=channels) * np.linspace(1.0, 0.3, channels)  # channels that differ
+    buffer = io.BytesIO()
+    sf.write(buffer, source, 22050, format=container, subtype=subtype)
+    as_floats, _ = sf.read(io.BytesIO(buffer.getvalue()), dtype="float32", always_2d=True)
+    assert sf.info(io.BytesIO(buffer.getvalue())).subtype == subtype
+    np.testing.assert_array_equal(decode(buffer.getvalue()).waveform, F.to_mono(as_floats, 22050))
+    np.testing.assert_array_equal(decode(buffer.getvalue(), 16000).waveform, F.to_mono(as_floats, 22050, 16000))
+
+
+def test_a_file_of_many_channels_decodes_to_their_mean() -> None:
+    rng = np.random.default_rng(0)
+    source = (0.01 * rng.standard_normal((22050, 300))).astype(np.float32)
+    buffer = io.BytesIO()
+    sf.write(buffer, source, 22050, format="WAV", subtype="FLOAT")
+    np.testing.assert_allclose(decode(buffer.getvalue()).waveform, source.mean(axis=1), atol=1e-7)
 
 
 @pytest.mark.parametrize(
