@@ -180,9 +180,13 @@ def band_limited(grids: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
     return [band_limit(g, rng.uniform(config.min_cutoff_hz, config.max_cutoff_hz)) for g in grids]
 
 
-def summary_views(grids: list[np.ndarray], front_end: FrontEndSettings) -> np.ndarray:
-    """Each grid's summary as it is (view 0) and band_limited (view 1), shape = (clips, 2, dims)."""
-    views = [clip_summaries([model_input(g, front_end) for g in view]) for view in (grids, band_limited(grids))]
+def summary_views(
+    grids: list[np.ndarray], front_end: FrontEndSettings, limited: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """Each grid's summary as it is (view 0) and band_limited (view 1; `limited` if the caller has
+    made them already), shape = (clips, 2, dims)."""
+    limited = band_limited(grids) if limited is None else limited
+    views = [clip_summaries([model_input(g, front_end) for g in view]) for view in (grids, limited)]
     return np.stack(views, axis=1)
 
 

@@ -5,8 +5,9 @@
 
 Each fold's run learnt from the other folds (training.folds: artist-disjoint) and kept its last
 epoch, so no figure here was chosen by the clips it is measured on. Each fold's summary head
-(training.clip_summary) is fitted on the other folds' arrays, its C and fusion weight chosen by
-the other folds too. From the fused logits: accuracy with a bootstrap interval over artists (and
+(training.clip_summary) is fitted on the other folds' arrays and audio clips, its C chosen by
+their inner cross-validation on the arrays, its fusion weight by their out-of-fold arrays and
+audio-route logits. From the fused logits: accuracy with a bootstrap interval over artists (and
 the network's alone), per-genre recall, and the temperature that calibrates them (its ECE after
 is cross-fitted: each fold scaled by a T fitted on the others). Both baselines are trained and
 scored on the same folds. Each fold's network and head are also exported to ONNX and scored on
@@ -49,6 +50,7 @@ from training.data import Split, load_arrays, load_audio_clips
 from training.evaluate import evaluate
 from training.export import write_model
 from training.folds import artist_groups
+from training.network import GenreNet
 from training.scoring import clip_logits
 
 BOOTSTRAP_SAMPLES = 2000
@@ -104,10 +106,13 @@ def pooled_audio(per_fold: list[AudioFigures]) -> AudioFigures:
 
 
 def fold_audio(
-    run: Path, data: Path, clip_ids: list[str], head: tuple[SummaryHead, SummaryHeadCard] | None = None
+    fold_run: tuple[Checkpoint, GenreNet],
+    data: Path,
+    clip_ids: list[str],
+    head: tuple[SummaryHead, SummaryHeadCard] | None = None,
 ) -> AudioFigures:
     """The fold's network (and head) as an ONNX file, through training.evaluate on the fold's clips."""
-    checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
+    checkpoint, net = fold_run
     with tempfile.TemporaryDirectory() as tmp:
         onnx = Path(tmp) / "fold.onnx"
         write_model([net], checkpoint.front_end, checkpoint.labels, onnx, head=head)
@@ -120,8 +125,8 @@ class OutOfFold:
     label truth[i], and logits[i] came from the network that did not learn from it."""
 
     reports: list[RunReport]
+    checkpoints: list[tuple[Checkpoint, GenreNet]]  # fold k's
     recipe: dict[str, Any]  # the runs' shared config, without fold, seed or machine paths
-    front_end: FrontEndSettings
     labels: list[str]
     arrays: Split
     ids: list[str]
@@ -129,6 +134,10 @@ class OutOfFold:
     truth: np.ndarray
     logits: np.ndarray
     fold: np.ndarray
+
+    @property
+    def front_end(self) -> FrontEndSettings:
+        return self.checkpoints[0][0].front_end
 
 
 def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
@@ -147,10 +156,11 @@ def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
     if sorted(ids) != sorted(arrays.ids):
         raise SystemExit("the folds do not cover every labelled clip exactly once")
     rows = [row[clip_id] for clip_id in ids]
+    by_fold = sorted(zip(reports, runs, strict=True), key=lambda pair: pair[0].config["cv_fold"])
     return OutOfFold(
         reports=reports,
+        checkpoints=[Checkpoint.load(run / "checkpoint.pt") for _, run in by_fold],
         recipe=recipe[0],
-        front_end=Checkpoint.load(runs[0] / "checkpoint.pt")[0].front_end,
         labels=labels,
         arrays=arrays,
         ids=ids,
@@ -178,7 +188,8 @@ def head_data(oof: OutOfFold, data: Path) -> tuple[HeadData, list[str], list[np.
     export fits the shipped head on them; the audio clips' ids; and the arrays' band_limited grids."""
     audio = load_audio_clips(data, labels=oof.labels)
     grids = oof.arrays.grids + audio.grids
-    x = summary_views(grids, oof.front_end)
+    limited = band_limited(grids)
+    x = summary_views(grids, oof.front_end, limited)
     fold_of = dict(zip(oof.ids, oof.fold, strict=True))
     rows = np.concatenate([oof.rows, len(oof.arrays) + np.arange(len(audio))]).astype(int)
     heads = HeadData(
@@ -187,10 +198,10 @@ def head_data(oof: OutOfFold, data: Path) -> tuple[HeadData, list[str], list[np.
         fold=np.concatenate([oof.fold, [fold_of[c] for c in audio.ids]]).astype(int),
         scored=np.arange(len(rows)) < len(oof.rows),
     )
-    return heads, audio.ids, [band_limited(grids)[i] for i in oof.rows]
+    return heads, audio.ids, [limited[i] for i in oof.rows]
 
 
-def fused_heads(oof: OutOfFold, data: Path, runs: list[Path]) -> FusedHeads:
+def fused_heads(oof: OutOfFold, data: Path) -> FusedHeads:
     heads_data, audio_ids, limited = head_data(oof, data)
     y, fold, n_labels = oof.truth, oof.fold, len(oof.labels)
     head_log_p, cs = nested_logistic(heads_data, n_labels)
@@ -209,10 +220,9 @@ def fused_heads(oof: OutOfFold, data: Path, runs: list[Path]) -> FusedHeads:
     )
     heads = []
     limited_network, limited_fused = np.zeros_like(logits), np.zeros_like(logits)
-    for k, (run, c, w) in enumerate(zip(runs, cs, weights, strict=True)):
+    for k, ((_, net), c, w) in enumerate(zip(oof.checkpoints, cs, weights, strict=True)):
         head = SummaryHead(heads_data.where(heads_data.fold != k).fit(c), n_labels)
         heads.append((head, choice.model_copy(update={"c": c, "weight": w})))
-        _, net = Checkpoint.load(run / "checkpoint.pt")
         inputs = [model_input(limited[i], oof.front_end) for i in np.flatnonzero(fold == k)]
         limited_network[fold == k] = clip_logits(net, inputs)
         with torch.no_grad():
@@ -229,7 +239,7 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
     oof = out_of_fold(data, runs)
     reports, labels, arrays, ids, truth = oof.reports, oof.labels, oof.arrays, oof.ids, oof.truth
     n_folds = len(reports)
-    fusion = fused_heads(oof, data, runs)
+    fusion = fused_heads(oof, data)
     predictions = fusion.logits.argmax(1)
     correct = predictions == truth
     groups = artist_groups(data)
@@ -248,7 +258,8 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
     return CvReport(
         protocol=f"{n_folds}-fold artist-disjoint cross-validation over GTZAN train + valid ({len(ids)} clips); "
         "each fold's network trained on the other folds (arrays and their audio clips) for a fixed number of "
-        "epochs, its summary head fitted on their arrays (C and weight chosen by them), both scored on its own; "
+        "epochs, its summary head fitted on their arrays and audio clips (C chosen by their inner cross-validation "
+        "on the arrays, the weight by their out-of-fold arrays and audio-route logits), both scored on its own; "
         "the interval resamples artists",
         labels=labels,
         folds=n_folds,
@@ -261,7 +272,10 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
         per_genre=recall,
         baselines=baselines,
         audio=pooled_audio(
-            [fold_audio(run, data, r.valid_ids, head) for run, r, head in zip(runs, reports, fusion.heads, strict=True)]
+            [
+                fold_audio(oof.checkpoints[r.config["cv_fold"]], data, r.valid_ids, fusion.heads[r.config["cv_fold"]])
+                for r in reports
+            ]
         ),
         calibration=calibration(fusion.logits, truth, oof.fold),
         summary_head=fusion.choice,
