@@ -170,8 +170,9 @@ def mono_stream(blocks: Iterable[np.ndarray], sample_rate: int, target_rate: int
 def to_mono(samples: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Downmix and resample an array to target_rate.
 
-    samples: shape = (n_samples,) or (n_samples, n_channels), any sample rate.
-    Returns float32 of shape = (n_samples_at_target_rate,). Non-finite samples become 0.
+    samples: shape = (n_samples,) or (n_samples, n_channels), any sample rate; float, or integer
+    PCM whose type's full range is [-1, 1). Returns float32 of shape = (n_samples_at_target_rate,).
+    Non-finite samples become 0.
     """
     return np.concatenate([np.zeros(0, np.float32), *mono_stream([samples], sample_rate, target_rate)])
 

@@ -88,6 +88,13 @@ def test_silence_and_non_finite_samples_give_finite_features() -> None:
     assert np.isfinite(feats).all() and not feats.any()
 
 
+def test_integer_pcm_arrays_are_scaled_to_full_scale_floats() -> None:
+    pcm = (np.random.default_rng(0).uniform(-1, 1, (4410, 2)) * 32767).astype(np.int16)
+    np.testing.assert_array_equal(F.to_mono(pcm, 44100), F.to_mono(pcm / np.float32(32768), 44100))
+    wide = pcm.astype(np.int32) << 16  # 32-bit PCM of the same samples
+    np.testing.assert_array_equal(F.to_mono(wide, 22050), F.to_mono(pcm / np.float32(32768), 22050))
+
+
 def test_log_band_matrix_covers_every_band_once() -> None:
     m = F.log_band_matrix(F.N_BANDS, F.DEFAULT_SETTINGS.log_band_edges)
     assert m.shape == (F.N_BANDS, F.N_LOG_BANDS)
