@@ -137,7 +137,7 @@ def _downmix(block: np.ndarray) -> np.ndarray:
     x = np.asarray(block)
     if x.ndim not in (1, 2):
         raise ValueError(f"expected 1-D or 2-D samples, got shape {x.shape}")
-    columns = x.reshape(x.shape[0], -1)
+    columns = x if x.ndim == 2 else x[:, None]
     # Adding whole columns: a mean over the short channel axis is ~10x slower on (n, 2) blocks.
     mono = columns[:, 0].astype(np.float32)  # a copy: the caller's array stays
     for channel in range(1, columns.shape[1]):

@@ -88,6 +88,16 @@ def test_silence_and_non_finite_samples_give_finite_features() -> None:
     assert np.isfinite(feats).all() and not feats.any()
 
 
+@pytest.mark.parametrize("shape", [(0,), (0, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_empty_blocks_downmix_to_nothing(shape: tuple[int, ...], dtype: type) -> None:
+    """Decoders can hand over empty blocks (a resampler's flush); they add nothing, and raise nothing."""
+    blocks: list[np.ndarray] = [np.zeros(shape, dtype), np.ones((100, 2), dtype), np.zeros(shape, dtype)]
+    mono = np.concatenate(list(F.mono_stream(blocks, 22050)))
+    np.testing.assert_array_equal(mono, F.to_mono(np.ones((100, 2), dtype), 22050))
+    assert F.to_mono(np.zeros(shape, dtype), 44100).shape == (0,)
+
+
 def test_integer_pcm_arrays_are_scaled_to_full_scale_floats() -> None:
     pcm = (np.random.default_rng(0).uniform(-1, 1, (4410, 2)) * 32767).astype(np.int16)
     np.testing.assert_array_equal(F.to_mono(pcm, 44100), F.to_mono(pcm / np.float32(32768), 44100))
