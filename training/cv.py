@@ -175,7 +175,7 @@ def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
 class FusedHeads:
     """The summary heads of a cross-validation: out-of-fold fused logits, each fold's head, the
     choice (C, weight) on all the folds that the shipped head takes, and accuracies on the arrays
-    band-limited (clean_and_limited's second view) by the network alone and fused."""
+    band-limited (summary_views' second view) by the network alone and fused."""
 
     logits: np.ndarray
     heads: list[tuple[SummaryHead, SummaryHeadCard]]
