@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from app import metrics
 from app.batching import BatchingEngine, Engine
 from app.config import Settings
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
 from model.audio import DecodedAudio, decode
+from model.features import one_blas_thread
 from model.runtime import Analysis, GenreModel, Predictor, aggregate, window_inputs
 from model.windows import Window
 
@@ -45,9 +45,7 @@ class Classifier:
         for label in card.labels:  # every label's series exists from the start, at 0
             metrics.PREDICTIONS.labels(label)
         self.engine = engine(self.model, settings)
-        # The front-end threads are its parallelism: numpy's BLAS (the log-band pooling) on one
-        # thread, or each worker's small matrix product would wake a thread per core to spin.
-        threadpool_limits(1, user_api="blas")
+        one_blas_thread()  # the front-end threads are its parallelism
         self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
 
     async def start(self) -> None:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from batch.output import Row, check_format, done_paths, open_writer
 from model.audio import AUDIO_SUFFIXES, AudioError, decode_file
 from model.card import card_path, load_card
-from model.features import FrontEndSettings
+from model.features import FrontEndSettings, one_blas_thread
 from model.runtime import GenreModel, window_inputs
 from model.windows import coverage_weights
 
@@ -38,6 +38,7 @@ def audio_files(paths: list[Path]) -> Iterator[Path]:
 
 def _start_worker(model_path: str) -> None:
     global _model
+    one_blas_thread()  # the worker processes are the parallelism
     _model = GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1)
 
 

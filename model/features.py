@@ -1,4 +1,4 @@
-"""The one audio front end, shared by training, evaluation and serving (numpy + soxr only).
+"""The one audio front end, shared by training, evaluation and serving (numpy + soxr).
 
 audio (any rate, any channels) -> mono 22050 Hz waveform -> dB band grid -> model input.
 
@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import soxr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from threadpoolctl import threadpool_limits
 
 FRONT_END_VERSION = 1  # bump whenever these functions compute something else from the same settings
 
@@ -244,6 +245,14 @@ def log_band_matrix(n_bands: int, edges: tuple[int, ...]) -> np.ndarray:
     for j, (lo, hi) in enumerate(itertools.pairwise(edges)):
         matrix[lo:hi, j] = 1.0 / (hi - lo)
     return matrix
+
+
+def one_blas_thread() -> None:
+    """Run numpy's BLAS (the log-band pooling's matrix product) on one thread in this process.
+
+    Whoever runs front ends in parallel (the service's threads, the batch job's processes) calls
+    this: each small product would otherwise wake a BLAS thread per core, to spin and contend."""
+    threadpool_limits(1, user_api="blas")
 
 
 def model_input(grid: np.ndarray, settings: FrontEndSettings = DEFAULT_SETTINGS) -> np.ndarray:
