@@ -6,10 +6,11 @@
 Each fold's run learnt from the other folds (training.folds: artist-disjoint) and kept its last
 epoch, so no figure here was chosen by the clips it is measured on. Each fold's summary head
 (training.clip_summary) is fitted on the other folds' arrays and audio clips, its C chosen by
-their inner cross-validation on the arrays, its fusion weight by their out-of-fold arrays and
-audio-route logits. From the fused logits: accuracy with a bootstrap interval over artists (and
-the network's alone), per-genre recall, and the temperature that calibrates them (its ECE after
-is cross-fitted: each fold scaled by a T fitted on the others). Both baselines are trained and
+their inner cross-validation on the arrays, its fusion weight (with a temperature) by the
+log-likelihood of their out-of-fold arrays' and audio-route logits. From the fused logits:
+accuracy with a bootstrap interval over artists (and the network's alone), per-genre recall, and
+the temperature that calibrates them (its ECE after is cross-fitted: each fold scaled by a T
+fitted on the others). Both baselines are trained and
 scored on the same folds. Each fold's network and head are also exported to ONNX and scored on
 its fold's audio clips through the service's pipeline, degradations included. The head that
 ships takes the C and weight chosen on all the folds.
@@ -259,8 +260,8 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
         protocol=f"{n_folds}-fold artist-disjoint cross-validation over GTZAN train + valid ({len(ids)} clips); "
         "each fold's network trained on the other folds (arrays and their audio clips) for a fixed number of "
         "epochs, its summary head fitted on their arrays and audio clips (C chosen by their inner cross-validation "
-        "on the arrays, the weight by their out-of-fold arrays and audio-route logits), both scored on its own; "
-        "the interval resamples artists",
+        "on the arrays, the weight and a temperature by the log-likelihood of their out-of-fold arrays and "
+        "audio-route logits), both scored on its own; the interval resamples artists",
         labels=labels,
         folds=n_folds,
         n=len(ids),

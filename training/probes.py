@@ -7,7 +7,8 @@ seconds. So each idea is first a clip summary of the same front end's log bands,
 logistic regression on the same artist-disjoint folds, alone and fused with the network's
 out-of-fold logits. Every choice is nested: the regularisation C is picked by the other folds'
 inner cross-validation, and the fusion weight w (fused = log p_network + w log p_probe) by the
-other folds' out-of-fold predictions, so no figure here was chosen by the clips it scores.
+log-likelihood of the other folds' out-of-fold predictions, so no figure here was chosen by the
+clips it scores.
 
 The ideas (issue 14), the parts of training.clip_summary.ClipSummary:
 - modulation spectra: each band's envelope over ~11 s of frames, as a spectrum of 0.09-5.7 Hz
@@ -84,7 +85,8 @@ def probe(data: Path, runs: list[Path]) -> ProbeReport:
         )
     return ProbeReport(
         protocol=f"{len(runs)}-fold artist-disjoint cross-validation, the recipe's folds; logistic regression on "
-        "clip summaries of the front end's log bands, C and the fusion weight chosen by the other folds",
+        "clip summaries of the front end's log bands, C (accuracy) and the fusion weight (log-likelihood) chosen "
+        "by the other folds",
         n=len(oof.ids),
         network_accuracy=round(float(network_correct.mean()), 4),
         probes=figures,

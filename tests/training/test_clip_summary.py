@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from scipy.special import log_softmax, softmax
 
 from model.features import FRAME_HOP_SECONDS, N_FEATURES, N_LOG_BANDS
 from training.clip_summary import (
@@ -18,6 +19,7 @@ from training.clip_summary import (
     ClipSummary,
     HeadData,
     SummaryHead,
+    choose_weight,
     clip_summaries,
     fit_logistic,
     log_proba,
@@ -125,6 +127,20 @@ def test_nested_choices_learn_what_the_features_say_and_fusion_keeps_the_better_
     assert max(ws) <= 0.25 and (fused.argmax(1) == y).mean() >= (good_network.argmax(1) == y).mean() - 0.02
     fused, ws = nested_fusion(rng.normal(size=(240, 4)) * 0.1, log_p, y, fold)
     assert min(ws) > 0 and (fused.argmax(1) == y).mean() >= (log_p.argmax(1) == y).mean() - 0.05
+
+
+def test_the_weight_is_the_one_labels_were_drawn_with_once_the_temperature_is_fitted_with_it() -> None:
+    # Labels drawn from softmax(a + 0.5 log p_head), seen through a network twice over-confident
+    # (logits 2a): its fusion 2a + w log p_head, divided by T = 2, is the truth at w = 1.0. Over 20
+    # draws of 400 clips, accuracy finds that w 12 times, the likelihood without T once.
+    hits = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        a = rng.normal(size=(400, 5)) * 1.5
+        head = log_softmax(rng.normal(size=(400, 5)) * 2, axis=1)
+        y = np.array([rng.choice(5, p=p) for p in softmax(a + 0.5 * head, axis=1)])
+        hits += choose_weight(2 * a, head, y) == 1.0
+    assert hits >= 16
 
 
 @pytest.mark.parametrize("labels", [[0, 1], [0, 1, 3]])  # binary; and label 2 never seen
