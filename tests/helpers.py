@@ -1,4 +1,4 @@
-"""Helpers shared by test modules: uploads, hostile WAV headers, copies of the shipped model."""
+"""Helpers shared by test modules: uploads, hostile WAV headers, copies of the shipped model, BLAS threads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
 
 from app.config import Settings
 from app.main import create_app
@@ -27,6 +28,11 @@ def make_client(**overrides: object) -> TestClient:
     """A TestClient of the app on the shipped model, CPU, one thread, with Settings overrides."""
     settings = Settings.model_validate({"providers": "cpu", "intra_op_threads": 1, **overrides})
     return TestClient(create_app(settings))
+
+
+def blas_threads() -> list[int]:
+    """The thread count of each BLAS library loaded in this process (numpy's among them)."""
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
 def post(client: TestClient, data: bytes, name: str = "clip.wav", **params: object) -> httpx.Response:
