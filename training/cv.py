@@ -10,10 +10,10 @@ their inner cross-validation on the arrays, its fusion weight (with a temperatur
 log-likelihood of their out-of-fold arrays' and audio-route logits. From the fused logits:
 accuracy with a bootstrap interval over artists (and the network's alone), per-genre recall, and
 the temperature that calibrates them (its ECE after is cross-fitted: each fold scaled by a T
-fitted on the others). Both baselines are trained and
-scored on the same folds. Each fold's network and head are also exported to ONNX and scored on
-its fold's audio clips through the service's pipeline, degradations included. The head that
-ships takes the C and weight chosen on all the folds.
+fitted on the others). Both baselines are trained and scored on the same folds. Each fold's
+network and head are also exported to ONNX and scored on its fold's audio clips through the
+service's pipeline, degradations included. The head that ships takes the C and weight chosen on
+all the folds.
 """
 
 from __future__ import annotations
