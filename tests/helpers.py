@@ -98,3 +98,6 @@ def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None
             for path in (src / "audio" / r["genre"]).glob(f"{r['clip_id']}.*"):
                 (dst / "audio" / r["genre"]).mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, dst / "audio" / r["genre"] / path.name)
+
+
+SMALL_CV_FOLDS = 3  # tests/training/conftest.py's small cross-validations

@@ -140,6 +140,12 @@ class OutOfFold:
     def front_end(self) -> FrontEndSettings:
         return self.checkpoints[0][0].front_end
 
+    def logits_with_audio(self, audio_ids: list[str]) -> np.ndarray:
+        """`logits`, then those of these audio clips through the audio route, each from the fold's
+        network that did not learn from it (its run's report): shape = (clips + audio clips, labels)."""
+        audio_logits = {c: v for r in self.reports for c, v in r.valid_audio_logits.items()}
+        return np.concatenate([self.logits, [audio_logits[c] for c in audio_ids]])
+
 
 def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
     reports = [RunReport.model_validate_json((run / "report.json").read_text()) for run in runs]
@@ -206,10 +212,8 @@ def fused_heads(oof: OutOfFold, data: Path) -> FusedHeads:
     heads_data, audio_ids, limited = head_data(oof, data)
     y, fold, n_labels = oof.truth, oof.fold, len(oof.labels)
     head_log_p, cs = nested_logistic(heads_data, n_labels)
-    # The weight is chosen on the arrays and on the audio route (each audio clip's network logits
-    # from the fold that did not learn from it): what the service answers matters as much.
-    audio_logits = {c: v for r in oof.reports for c, v in r.valid_audio_logits.items()}
-    network = np.concatenate([oof.logits, [audio_logits[c] for c in audio_ids]])
+    # The weight is chosen on the arrays and on the audio route: what the service answers matters as much.
+    network = oof.logits_with_audio(audio_ids)
     all_logits, weights = nested_fusion(network, head_log_p, heads_data.y, heads_data.fold)
     logits = all_logits[heads_data.scored]
     choice = SummaryHeadCard(

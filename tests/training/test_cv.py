@@ -14,7 +14,7 @@ from scipy.special import softmax
 from model.card import card_path, load_card
 from model.features import DEFAULT_SETTINGS, model_input
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
-from tests.helpers import write_subset
+from tests.helpers import SMALL_CV_FOLDS
 from training.artifacts import Checkpoint, CvReport
 from training.calibration import expected_calibration_error, fit_temperature, nll
 from training.clip_summary import SummaryHead, fit_logistic, fit_summary_head, summary_views
@@ -29,7 +29,7 @@ from training.probes import main as probes_main
 from training.scoring import clip_logits
 from training.train import TrainConfig, train
 
-N_FOLDS = 3
+N_FOLDS = SMALL_CV_FOLDS
 
 
 def test_folds_keep_each_artist_whole_and_are_near_equal(gtzan: Path) -> None:
@@ -62,24 +62,6 @@ def test_the_bootstrap_interval_holds_the_accuracy_and_widens_when_artists_are_r
     few = bootstrap_interval(correct, [str(i // 60) for i in range(600)])
     assert many[0] < correct.mean() < many[1] and few[0] < correct.mean() < few[1]
     assert few[1] - few[0] > 3 * (many[1] - many[0])
-
-
-@pytest.fixture(scope="module")
-def small_cv(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Path, list[Path], CvReport]:
-    """A 3-fold cross-validation of a tiny recipe on 90 clips, 15 of them with audio."""
-    tmp = tmp_path_factory.mktemp("cv")
-    rows = read_labels(gtzan)
-    has_audio = {r["clip_id"] for r in rows if any((gtzan / "audio").glob(f"*/{r['clip_id']}.*"))}
-    ids = sorted(has_audio)[::5][:15] + [r["clip_id"] for r in rows if r["clip_id"] not in has_audio][::7][:75]
-    data = tmp / "data"
-    write_subset(gtzan, data, ids, with_audio=True)
-    small = NetworkConfig(hidden=24, frame_dim=48)
-    runs = []
-    for fold in range(N_FOLDS):
-        out = tmp / f"fold{fold}"
-        train(TrainConfig(data=data, out=out, epochs=3, network=small, cv_fold=fold, cv_folds=N_FOLDS, seed=fold))
-        runs.append(out)
-    return data, runs, cross_validate(data, runs)
 
 
 def test_out_of_fold_figures_pool_every_clip_once(small_cv: tuple[Path, list[Path], CvReport]) -> None:

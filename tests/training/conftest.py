@@ -1,0 +1,55 @@
+"""Fixtures shared by the training tests: tiny cross-validations of a tiny recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SMALL_CV_FOLDS, write_subset
+from training.artifacts import CvReport
+from training.cv import cross_validate
+from training.data import read_labels
+from training.network import NetworkConfig
+from training.train import TrainConfig, train
+
+
+def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
+    """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed first_seed + k."""
+    small = NetworkConfig(hidden=24, frame_dim=48)
+    runs = []
+    for fold in range(SMALL_CV_FOLDS):
+        run = out / f"fold{fold}"
+        train(
+            TrainConfig(
+                data=data,
+                out=run,
+                epochs=3,
+                network=small,
+                cv_fold=fold,
+                cv_folds=SMALL_CV_FOLDS,
+                seed=first_seed + fold,
+            )
+        )
+        runs.append(run)
+    return runs
+
+
+@pytest.fixture(scope="package")
+def small_cv(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Path, list[Path], CvReport]:
+    """A cross-validation of the tiny recipe on 90 clips, 15 of them with audio, its runs in one folder."""
+    tmp = tmp_path_factory.mktemp("cv")
+    rows = read_labels(gtzan)
+    has_audio = {r["clip_id"] for r in rows if any((gtzan / "audio").glob(f"*/{r['clip_id']}.*"))}
+    ids = sorted(has_audio)[::5][:15] + [r["clip_id"] for r in rows if r["clip_id"] not in has_audio][::7][:75]
+    data = tmp / "data"
+    write_subset(gtzan, data, ids, with_audio=True)
+    runs = train_small_cv(data, tmp / "seed0", first_seed=0)
+    return data, runs, cross_validate(data, runs)
+
+
+@pytest.fixture(scope="package")
+def second_seed_cv(small_cv: tuple[Path, list[Path], CvReport]) -> list[Path]:
+    """small_cv's recipe again, on the same folds, with other seeds."""
+    data, runs, _ = small_cv
+    return train_small_cv(data, runs[0].parent.parent / "seed1", first_seed=SMALL_CV_FOLDS)

@@ -1,0 +1,141 @@
+"""How much the recipe's cross-validation moves with its seed, and what an ensemble of seeds scores.
+
+    python -m training.train --data DIR --cv-fold K --seed 1 --out runs/cv-seed1/foldK   (`make seeds`)
+    python -m training.seed_ensemble --data DIR --cv runs/cv --cv runs/cv-seed1 \
+        --out training/results/seed_ensemble.json
+
+Each --cv is a folder of one complete cross-validation of the same recipe (its fold runs are the
+sub-folders), trained with another seed. Every clip's logits then come from several networks,
+none of which learnt from it, so the members' spread says how much of a difference between two
+recipes is only their seeds, and the ensemble (the mean of the members' probabilities, as
+training.network.ExportWrapper averages a shipped ensemble) says what distilling it into one
+network could aim at. Each figure is also given fused with the recipe's summary head, fitted and
+weighted exactly as training.cv does (one head per fold; its C and fusion weight chosen by the
+other folds), so the fused figure of the first --cv is that cross-validation's shipped figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy.special import log_softmax, logsumexp
+
+from training.clip_summary import nested_fusion, nested_logistic
+from training.cv import bootstrap_interval, head_data, out_of_fold
+from training.folds import artist_groups
+
+
+class NetworkFigures(BaseModel):
+    """Out of fold: on the labelled arrays (with a bootstrap interval over artists, and per fold)
+    and on the audio clips' route, each by the network(s) alone and fused with the summary head."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accuracy: float
+    interval_95: tuple[float, float]
+    fold_accuracies: list[float]
+    fused_accuracy: float
+    audio_accuracy: float
+    fused_audio_accuracy: float
+    fusion_weight_per_fold: list[float]
+
+
+class EnsembleFigures(NetworkFigures):
+    # The ensemble's accuracy minus each member's, clip by clip (95 % interval, resampling artists).
+    gain_95: dict[str, tuple[float, float]]
+    fused_gain_95: dict[str, tuple[float, float]]
+
+
+class SeedEnsembleReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: str
+    n: int
+    audio_n: int
+    members: dict[str, NetworkFigures]  # by the --cv folder's name
+    ensemble: EnsembleFigures
+
+
+def fold_runs(cv: Path) -> list[Path]:
+    """A cross-validation folder's runs: its sub-folders that hold a training report."""
+    return sorted(report.parent for report in cv.glob("*/report.json"))
+
+
+def mean_probability_logits(logits: list[np.ndarray]) -> np.ndarray:
+    """log of the mean of each member's softmax: an ensemble's logits, shape = that of each member's."""
+    out: np.ndarray = logsumexp(np.stack([log_softmax(z, axis=1) for z in logits]), axis=0) - np.log(len(logits))
+    return out
+
+
+def seed_ensemble(data: Path, cvs: list[Path]) -> SeedEnsembleReport:
+    if len(cvs) < 2:
+        raise SystemExit("need two or more cross-validations (--cv), each of another seed")
+    members = [out_of_fold(data, fold_runs(cv)) for cv in cvs]
+    first = members[0]
+    if any(m.ids != first.ids or m.recipe != first.recipe for m in members):
+        raise SystemExit("the cross-validations differ in more than their seeds (their recipe or their folds' clips)")
+    if len({tuple(r.seed for r in m.reports) for m in members}) < len(members):
+        raise SystemExit("two cross-validations were trained with the same seeds")
+    heads, audio_ids, _ = head_data(first, data)
+    head_log_p, _ = nested_logistic(heads, len(first.labels))
+    groups = artist_groups(data)
+    clip_groups = [groups[c] for c in first.ids]
+
+    def figures(logits: np.ndarray) -> tuple[NetworkFigures, np.ndarray, np.ndarray]:
+        """Figures of out-of-fold logits of the arrays then audio clips (head_data's rows), and which
+        arrays the network alone and fused got right."""
+        fused, weights = nested_fusion(logits, head_log_p, heads.y, heads.fold)
+        right, fused_right = logits.argmax(1) == heads.y, fused.argmax(1) == heads.y
+        scored, audio = heads.scored, ~heads.scored
+        result = NetworkFigures(
+            accuracy=round(float(right[scored].mean()), 4),
+            interval_95=bootstrap_interval(right[scored], clip_groups),
+            fold_accuracies=[round(float(right[scored & (heads.fold == k)].mean()), 4) for k in np.unique(heads.fold)],
+            fused_accuracy=round(float(fused_right[scored].mean()), 4),
+            audio_accuracy=round(float(right[audio].mean()), 4),
+            fused_audio_accuracy=round(float(fused_right[audio].mean()), 4),
+            fusion_weight_per_fold=weights,
+        )
+        return result, right[scored], fused_right[scored]
+
+    logits = [m.logits_with_audio(audio_ids) for m in members]
+    scored = {cv.name: figures(z) for cv, z in zip(cvs, logits, strict=True)}
+    ensemble, right, fused_right = figures(mean_probability_logits(logits))
+    return SeedEnsembleReport(
+        protocol=f"{len(cvs)} cross-validations of one recipe, each trained with other seeds, on the same "
+        f"{first.reports[0].config['cv_folds']} artist-disjoint folds; the ensemble averages their out-of-fold "
+        "probabilities; fused: with the recipe's summary head as training.cv fits and weights it; the "
+        "intervals resample artists",
+        n=len(first.ids),
+        audio_n=len(audio_ids),
+        members={name: f for name, (f, _, _) in scored.items()},
+        ensemble=EnsembleFigures(
+            **ensemble.model_dump(),
+            gain_95={
+                name: bootstrap_interval(right.astype(int) - r, clip_groups) for name, (_, r, _) in scored.items()
+            },
+            fused_gain_95={
+                name: bootstrap_interval(fused_right.astype(int) - r, clip_groups) for name, (_, _, r) in scored.items()
+            },
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cv", type=Path, action="append", required=True, help="a cross-validation's folder; repeat")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    report = seed_ensemble(args.data, args.cv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.model_dump_json(indent=2) + "\n")
+    for name, f in [*report.members.items(), ("ensemble", report.ensemble)]:
+        print(f"{name}: {f.accuracy:.3f} {f.interval_95}, fused {f.fused_accuracy:.3f}, audio {f.audio_accuracy:.3f}")
+
+
+if __name__ == "__main__":
+    main()
