@@ -289,15 +289,23 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
     )
 
 
-def fold_report_command(doc: str | None, argv: list[str] | None, make: Callable[[Path, list[Path]], R]) -> R:
-    """The command line of a report made from a cross-validation's runs (--data, --run per fold,
-    --out): makes it and writes it as JSON."""
+def fold_report_command(
+    doc: str | None,
+    argv: list[str] | None,
+    make: Callable[[Path, list[Path]], R],
+    repeated: tuple[str, str] = ("--run", "a fold's training run; repeat"),
+) -> R:
+    """The command line of a report made from a cross-validation's runs (--data, a `repeated` flag
+    and its help: by default --run per fold, --out): makes it and writes it as JSON."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--run", type=Path, action="append", required=True, help="a fold's training run; repeat")
+    flag, help_text = repeated
+    parser.add_argument(
+        flag, dest="paths", metavar=flag.strip("-").upper(), type=Path, action="append", required=True, help=help_text
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    report = make(args.data, args.run)
+    report = make(args.data, args.paths)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.model_dump_json(indent=2) + "\n")
     return report

@@ -16,7 +16,6 @@ other folds), so the fused figure of the first --cv is that cross-validation's s
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy.special import log_softmax, logsumexp
 
 from training.clip_summary import nested_fusion, nested_logistic
-from training.cv import bootstrap_interval, head_data, out_of_fold
+from training.cv import bootstrap_interval, fold_report_command, head_data, out_of_fold
 from training.folds import artist_groups
 
 
@@ -125,14 +124,7 @@ def seed_ensemble(data: Path, cvs: list[Path]) -> SeedEnsembleReport:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--cv", type=Path, action="append", required=True, help="a cross-validation's folder; repeat")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    report = seed_ensemble(args.data, args.cv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.model_dump_json(indent=2) + "\n")
+    report = fold_report_command(__doc__, argv, seed_ensemble, ("--cv", "a cross-validation's folder; repeat"))
     for name, f in [*report.members.items(), ("ensemble", report.ensemble)]:
         print(f"{name}: {f.accuracy:.3f} {f.interval_95}, fused {f.fused_accuracy:.3f}, audio {f.audio_accuracy:.3f}")
 
