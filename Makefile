@@ -7,7 +7,7 @@ DEV_VENV := .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint typecheck pytest browser cv probes seeds train export evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv probes seeds distil train export evaluate bench docker-smoke clean
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
@@ -79,11 +79,24 @@ seeds: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.seed_ensemble --data ../shared/data/gtzan --cv runs/cv --cv runs/cv-seed1 \
 		--out training/results/seed_ensemble.json
 
-.PHONY: $(CV_RUNS) $(SEED1_RUNS) runs/final
+# The two seeds' ensemble distilled into one network (training.train --teacher), cross-validated
+# (after make cv and make seeds; about 120 min, all five folds at once): each fold's student learns
+# from that fold's two networks, which held out the same fold, half from the labels and half from
+# the teachers' mean probability on the same augmented inputs.
+DISTIL_RUNS := $(addprefix runs/cv-distil/fold,$(FOLDS))
+distil: $(DEV_VENV)/.installed
+	$(MAKE) -j5 $(DISTIL_RUNS)
+	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(DISTIL_RUNS)) \
+		--out training/results/distil_cv.json
+
+.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) runs/final
 $(CV_RUNS): runs/cv/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --out $@ > $@.log 2>&1
 $(SEED1_RUNS): runs/cv-seed1/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --seed 1 --out $@ > $@.log 2>&1
+$(DISTIL_RUNS): runs/cv-distil/fold%: $(DEV_VENV)/.installed
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --teacher runs/cv/fold$* --teacher runs/cv-seed1/fold$* --distill 0.5 \
+		--out $@ > $@.log 2>&1
 
 runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ > $@.log 2>&1

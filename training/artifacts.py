@@ -72,7 +72,7 @@ class RunReport(BaseModel):
 
     def portable_config(self) -> dict[str, Any]:
         """The config without machine paths or the network (recorded on its own), for the card."""
-        return {k: v for k, v in self.config.items() if k not in ("data", "out", "audio_folder", "network")}
+        return {k: v for k, v in self.config.items() if k not in ("data", "out", "audio_folder", "teachers", "network")}
 
 
 class AudioFigures(BaseModel):

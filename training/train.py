@@ -68,10 +68,18 @@ class TrainConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.1
     mixup: float = 0.2  # Beta(a, a) mixing of pairs of clips; 0 = off
+    teachers: list[Path] = field(default_factory=list)  # runs to distil (--teacher RUN, repeated)
+    distill: float = 0.0  # the teachers' share of the loss; above 0 exactly when there are teachers
     max_train_clips: int = 0  # 0 = all; small values make quick CI runs
     threads: int = 2
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.distill < 1:
+            raise ValueError(f"--distill is a share of the loss in [0, 1), not {self.distill}")
+        if bool(self.teachers) != (self.distill > 0):
+            raise ValueError("distillation needs both --teacher RUN and a --distill share above 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON types only (paths as strings), for checkpoints and reports."""
@@ -131,6 +139,22 @@ def run_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
     return data
 
 
+def load_teachers(cfg: TrainConfig, data: RunData) -> list[GenreNet]:
+    """The networks of the --teacher runs, checked against this run's labels, front end and watched clips."""
+    teachers = []
+    for run in cfg.teachers:
+        report = RunReport.model_validate_json((run / "report.json").read_text())
+        if report.labels != data.labels:
+            raise DataError(f"teacher {run} has the labels {report.labels}, this run {data.labels}")
+        if not set(data.valid.ids) <= set(report.valid_ids):
+            raise DataError(f"teacher {run} learnt from clips this run watches: it would leak them")
+        checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
+        if checkpoint.front_end != DEFAULT_SETTINGS:
+            raise DataError(f"teacher {run} reads another front end's features")
+        teachers.append(net.eval())
+    return teachers
+
+
 def get_batch(
     train_set: Split, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, torch.Tensor]:
@@ -149,17 +173,32 @@ def pick_grid(train_set: Split, j: int, cfg: TrainConfig, rng: np.random.Generat
 
 
 def batch_loss(
-    net: GenreNet, x: np.ndarray, y: torch.Tensor, loss_fn: nn.Module, mixup: float, rng: np.random.Generator
+    net: GenreNet,
+    x: np.ndarray,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    cfg: TrainConfig,
+    teachers: list[GenreNet],
+    rng: np.random.Generator,
 ) -> torch.Tensor:
-    """The loss of a batch, with mixup of random pairs when mixup > 0 (Beta(mixup, mixup) weights)."""
-    if mixup <= 0:
-        logits, _ = net(torch.from_numpy(x))
+    """The loss of a batch: cross-entropy with its labels, of random pairs mixed up when mixup > 0
+    (Beta(mixup, mixup) weights). With teachers, (1 - distill) of it plus distill of the
+    cross-entropy with the teachers' mean probability on the very same (augmented, mixed) inputs."""
+    if cfg.mixup <= 0:
+        inputs = torch.from_numpy(x)
+        logits, _ = net(inputs)
         loss: torch.Tensor = loss_fn(logits, y)
+    else:
+        lam, perm = float(rng.beta(cfg.mixup, cfg.mixup)), rng.permutation(len(y))
+        inputs = torch.from_numpy(lam * x + (1 - lam) * x[perm])
+        logits, _ = net(inputs)
+        loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
+    if not teachers:
         return loss
-    lam, perm = float(rng.beta(mixup, mixup)), rng.permutation(len(y))
-    logits, _ = net(torch.from_numpy(lam * x + (1 - lam) * x[perm]))
-    mixed: torch.Tensor = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
-    return mixed
+    with torch.no_grad():
+        taught = torch.stack([torch.softmax(teacher(inputs)[0], dim=1) for teacher in teachers]).mean(0)
+    distilled: torch.Tensor = (1 - cfg.distill) * loss + cfg.distill * nn.functional.cross_entropy(logits, taught)
+    return distilled
 
 
 def train(cfg: TrainConfig) -> RunReport:
@@ -176,6 +215,7 @@ def train(cfg: TrainConfig) -> RunReport:
         f" (+{len(data.valid_audio)} as audio); {len(data.skipped)} files skipped"
     )
 
+    teachers = load_teachers(cfg, data)
     network = dataclasses.replace(cfg.network, n_classes=len(data.labels))
     net = GenreNet(network)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -201,7 +241,7 @@ def train(cfg: TrainConfig) -> RunReport:
         order = rng.permutation(len(train_set))
         for i in range(0, len(order), cfg.batch_size):
             x, y = get_batch(train_set, order[i : i + cfg.batch_size], cfg, rng)
-            loss = batch_loss(net, x, y, loss_fn, cfg.mixup, rng)
+            loss = batch_loss(net, x, y, loss_fn, cfg, teachers, rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -255,6 +295,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             value = getattr(obj, f.name)
             if dataclasses.is_dataclass(value):
                 add(f"{prefix}{f.name}.", value)
+            elif isinstance(value, list):  # --teacher RUN, repeated
+                parser.add_argument(f"--{f.name[:-1]}", dest=f.name, type=Path, action="append", default=[])
             elif isinstance(value, bool):
                 parser.add_argument(
                     f"--{prefix}{f.name}".replace("_", "-"),
@@ -270,14 +312,17 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
     add("", defaults)
     args = vars(parser.parse_args(argv))
-    nested = {
-        name: type(getattr(defaults, name))(
-            **{k.split(".", 1)[1]: v for k, v in args.items() if k.startswith(name + ".")}
-        )
-        for name in ("network", "augment")
-    }
-    flat = {k: v for k, v in args.items() if "." not in k}
-    return TrainConfig(**flat, **nested)
+    try:
+        nested = {
+            name: type(getattr(defaults, name))(
+                **{k.split(".", 1)[1]: v for k, v in args.items() if k.startswith(name + ".")}
+            )
+            for name in ("network", "augment")
+        }
+        flat = {k: v for k, v in args.items() if "." not in k}
+        return TrainConfig(**flat, **nested)
+    except ValueError as e:  # the configs' own checks across flags
+        parser.error(str(e))
 
 
 def main(argv: list[str] | None = None) -> None:
