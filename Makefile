@@ -54,7 +54,8 @@ pytest: $(DEV_VENV)/.installed browser
 #                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures, the
 #                calibration and the summary head's C and weight that export puts in the file and card
 #   make train   trains the shipped network (about 45 min) and exports it with $(CV_REPORT)
-TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1
+# A run that was interrupted goes on from its last whole epoch when its target is made again (--resume).
+TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1 --resume
 FOLDS := 0 1 2 3 4
 CV_RUNS := $(addprefix runs/cv/fold,$(FOLDS))
 CV_REPORT := training/results/cv.json

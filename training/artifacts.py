@@ -5,9 +5,11 @@ Both are validated when read back, so export never trusts a dict of whatever a r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
@@ -38,6 +40,59 @@ class Checkpoint(BaseModel):
         net = GenreNet(meta.network)
         net.load_state_dict(state["model"])
         return meta, net.eval()
+
+
+class TrainState(BaseModel):
+    """train_state.pt of an unfinished run: where it stood after its last whole epoch, with its
+    network, optimizer, schedule and random generators, so that resuming it gives the weights an
+    uninterrupted run would have."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any]  # the run's TrainConfig: a resumed run must be the same run
+    epoch: int  # the last epoch done
+    best_accuracy: float
+    best_epoch: int
+    since_best: int
+    seconds: float  # training time so far
+
+    def save(
+        self,
+        path: Path,
+        net: GenreNet,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        rng: np.random.Generator,
+    ) -> None:
+        """Written whole or not at all (a run killed while saving keeps the previous epoch's)."""
+        state = {
+            "meta": self.model_dump(mode="json"),
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        partial = path.with_suffix(".partial")
+        torch.save(state, partial)
+        os.replace(partial, path)
+
+    @staticmethod
+    def load(
+        path: Path,
+        net: GenreNet,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        rng: np.random.Generator,
+    ) -> TrainState:
+        """The state's figures; its weights, optimizer, schedule and generators restored in place."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        return TrainState.model_validate(state["meta"])
 
 
 class AccuracySummary(BaseModel):

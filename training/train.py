@@ -7,6 +7,9 @@
 plain folder of audio files, one sub-folder per label, `MY_MUSIC/<label>/<files>`: any number
 of labels from two, any names; a stratified share of each label (--holdout) is watched.
 
+After every epoch the run keeps its state (RUN/train_state.pt, removed when it ends): --resume
+continues an interrupted run from its last whole epoch, to the weights an uninterrupted one gets.
+
 Early-stops on the watched clips' accuracy, keeps the best checkpoint (with its config and
 labels) and writes a report (its figures against two baselines, confusion matrix) next to it.
 """
@@ -27,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model.features import DEFAULT_SETTINGS
-from training.artifacts import Checkpoint, RunReport
+from training.artifacts import Checkpoint, RunReport, TrainState
 from training.augment import AugmentConfig, augment
 from training.data import (
     DataError,
@@ -72,6 +75,7 @@ class TrainConfig:
     distill: float = 0.0  # the teachers' share of the loss; above 0 exactly when there are teachers
     max_train_clips: int = 0  # 0 = all; small values make quick CI runs
     threads: int = 2
+    resume: bool = False  # continue from out/train_state.pt if there is one (how to run, not what: not in to_dict)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -84,6 +88,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON types only (paths as strings), for checkpoints and reports."""
         as_json: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        del as_json["resume"]
         return as_json
 
 
@@ -227,8 +232,18 @@ def train(cfg: TrainConfig) -> RunReport:
     # Early stopping picks the best epoch on the watched clips; a cross-validation fold's run must not
     # pick by the clips it is scored on, and an all-clips run has none: both keep their last epoch.
     keep_best = len(valid) > 0 and cfg.cv_fold < 0
-    best_accuracy, best_epoch, since_best = -1.0, 0, 0
-    start = time.time()
+    best_accuracy, best_epoch, since_best, first_epoch, seconds_before = -1.0, 0, 0, 0, 0.0
+    state_path = cfg.out / "train_state.pt"
+    if cfg.resume and state_path.exists():
+        state = TrainState.load(state_path, net, optimizer, schedule, rng)
+        if state.config != cfg.to_dict():
+            raise DataError(
+                f"{state_path} is of a run with another config: resume it with the same flags, or delete it"
+            )
+        best_accuracy, best_epoch, since_best = state.best_accuracy, state.best_epoch, state.since_best
+        first_epoch, seconds_before = state.epoch + 1, state.seconds
+        print(f"resumed after epoch {state.epoch}")
+    start = time.time() - seconds_before
 
     def save(epoch: int) -> None:
         meta = Checkpoint(
@@ -236,7 +251,19 @@ def train(cfg: TrainConfig) -> RunReport:
         )
         meta.save(net, cfg.out / "checkpoint.pt")
 
-    for epoch in (bar := tqdm(range(cfg.epochs), desc="train")):
+    def keep_state(epoch: int) -> None:
+        state = TrainState(
+            config=cfg.to_dict(),
+            epoch=epoch,
+            best_accuracy=best_accuracy,
+            best_epoch=best_epoch,
+            since_best=since_best,
+            seconds=time.time() - start,
+        )
+        state.save(state_path, net, optimizer, schedule, rng)
+
+    epochs = range(first_epoch, cfg.epochs)
+    for epoch in (bar := tqdm(epochs, desc="train", initial=first_epoch, total=cfg.epochs)):
         net.train()
         order = rng.permutation(len(train_set))
         for i in range(0, len(order), cfg.batch_size):
@@ -251,6 +278,7 @@ def train(cfg: TrainConfig) -> RunReport:
             bar.set_postfix(loss=f"{loss.item():.3f}")
             save(epoch)
             best_epoch = epoch
+            keep_state(epoch)
             continue
 
         accuracy, _ = split_accuracy(net, valid)
@@ -263,7 +291,9 @@ def train(cfg: TrainConfig) -> RunReport:
             if since_best >= cfg.patience:
                 print(f"early stop at epoch {epoch}: no better valid accuracy for {cfg.patience} epochs")
                 break
+        keep_state(epoch)
 
+    state_path.unlink(missing_ok=True)
     _, net = Checkpoint.load(cfg.out / "checkpoint.pt")
     report = RunReport.model_validate(
         {
