@@ -81,7 +81,7 @@ seeds: $(DEV_VENV)/.installed
 		--out training/results/seed_ensemble.json
 
 # The two seeds' ensemble distilled into one network (training.train --teacher), cross-validated
-# (after make cv and make seeds; about 120 min, all five folds at once): each fold's student learns
+# (after make cv and make seeds; about 140 min, all five folds at once): each fold's student learns
 # from that fold's two networks, which held out the same fold, half from the labels and half from
 # the teachers' mean probability on the same augmented inputs.
 DISTIL_RUNS := $(addprefix runs/cv-distil/fold,$(FOLDS))

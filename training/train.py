@@ -156,7 +156,7 @@ def load_teachers(cfg: TrainConfig, data: RunData) -> list[GenreNet]:
         checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
         if checkpoint.front_end != DEFAULT_SETTINGS:
             raise DataError(f"teacher {run} reads another front end's features")
-        teachers.append(net.eval())
+        teachers.append(net)  # Checkpoint.load gives it in eval mode
     return teachers
 
 
