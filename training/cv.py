@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -292,20 +292,28 @@ def cross_validate(data: Path, runs: list[Path]) -> CvReport:
 def fold_report_command(
     doc: str | None,
     argv: list[str] | None,
-    make: Callable[[Path, list[Path]], R],
-    repeated: tuple[str, str] = ("--run", "a fold's training run; repeat"),
+    make: Callable[..., R],
+    repeated: Sequence[tuple[str, str]] = (("--run", "a fold's training run; repeat"),),
 ) -> R:
-    """The command line of a report made from a cross-validation's runs (--data, a `repeated` flag
-    and its help: by default --run per fold, --out): makes it and writes it as JSON."""
+    """The command line of a report made from cross-validations' runs: --data, each of `repeated`
+    (a flag and its help) as a repeated path flag, the first required and the others optional,
+    and --out. Calls make(data, one list of paths per flag, in order) and writes it as JSON."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
-    flag, help_text = repeated
-    parser.add_argument(
-        flag, dest="paths", metavar=flag.strip("-").upper(), type=Path, action="append", required=True, help=help_text
-    )
+    dests = [f"paths{i}" for i in range(len(repeated))]
+    for i, (flag, help_text) in enumerate(repeated):
+        parser.add_argument(
+            flag,
+            dest=dests[i],
+            metavar=flag.strip("-").upper(),
+            type=Path,
+            action="append",
+            required=i == 0,
+            help=help_text,
+        )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    report = make(args.data, args.paths)
+    report = make(args.data, *[getattr(args, dest) or [] for dest in dests])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.model_dump_json(indent=2) + "\n")
     return report

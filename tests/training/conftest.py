@@ -14,8 +14,9 @@ from training.network import NetworkConfig
 from training.train import TrainConfig, train
 
 
-def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
-    """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed first_seed + k."""
+def train_small_cv(data: Path, out: Path, first_seed: int, teachers: list[list[Path]] | None = None) -> list[Path]:
+    """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed
+    first_seed + k; with teachers, fold k's run distils teachers[k] (half its loss)."""
     small = NetworkConfig(hidden=24, frame_dim=48)
     runs = []
     for fold in range(SMALL_CV_FOLDS):
@@ -29,6 +30,8 @@ def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
                 cv_fold=fold,
                 cv_folds=SMALL_CV_FOLDS,
                 seed=first_seed + fold,
+                teachers=teachers[fold] if teachers else [],
+                distill=0.5 if teachers else 0.0,
             )
         )
         runs.append(run)
@@ -53,3 +56,11 @@ def second_seed_cv(small_cv: tuple[Path, list[Path], CvReport]) -> list[Path]:
     """small_cv's recipe again, on the same folds, with other seeds."""
     data, runs, _ = small_cv
     return train_small_cv(data, runs[0].parent.parent / "seed1", first_seed=SMALL_CV_FOLDS)
+
+
+@pytest.fixture(scope="package")
+def distilled_cv(small_cv: tuple[Path, list[Path], CvReport], second_seed_cv: list[Path]) -> list[Path]:
+    """Another recipe on small_cv's folds: each fold's network distils that fold's two seeds."""
+    data, runs, _ = small_cv
+    teachers = [list(pair) for pair in zip(runs, second_seed_cv, strict=True)]
+    return train_small_cv(data, runs[0].parent.parent / "distilled", first_seed=0, teachers=teachers)

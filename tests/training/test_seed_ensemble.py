@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 from scipy.special import softmax
 
 from model.features import model_input
-from training.artifacts import Checkpoint, CvReport
+from training.artifacts import Checkpoint, CvReport, RunReport
+from training.cv import out_of_fold
 from training.data import load_arrays
 from training.folds import artist_folds
 from training.scoring import clip_logits
@@ -16,11 +18,15 @@ from training.seed_ensemble import SeedEnsembleReport, main, seed_ensemble
 
 @pytest.fixture(scope="module")
 def report(
-    small_cv: tuple[Path, list[Path], CvReport], second_seed_cv: list[Path], tmp_path_factory: pytest.TempPathFactory
+    small_cv: tuple[Path, list[Path], CvReport],
+    second_seed_cv: list[Path],
+    distilled_cv: list[Path],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> SeedEnsembleReport:
     data, runs, _ = small_cv
     out = tmp_path_factory.mktemp("seeds") / "seed_ensemble.json"
-    main(["--data", str(data), "--cv", str(runs[0].parent), "--cv", str(second_seed_cv[0].parent), "--out", str(out)])
+    cvs = ["--cv", str(runs[0].parent), "--cv", str(second_seed_cv[0].parent), "--versus", str(distilled_cv[0].parent)]
+    main(["--data", str(data), *cvs, "--out", str(out)])
     return SeedEnsembleReport.model_validate_json(out.read_text())
 
 
@@ -65,3 +71,35 @@ def test_it_refuses_fewer_than_two_seeds_or_the_same_seeds_twice(small_cv: tuple
         seed_ensemble(data, [runs[0].parent])
     with pytest.raises(SystemExit, match="same seeds"):
         seed_ensemble(data, [runs[0].parent, runs[0].parent])
+
+
+def test_another_recipe_on_the_same_folds_is_set_against_each_seed_and_the_ensemble_clip_by_clip(
+    small_cv: tuple[Path, list[Path], CvReport], distilled_cv: list[Path], report: SeedEnsembleReport
+) -> None:
+    data, _, _ = small_cv
+    assert list(report.versus) == ["distilled"]
+    student = report.versus["distilled"]
+    oof = out_of_fold(data, distilled_cv)
+    assert student.accuracy == pytest.approx(np.mean(oof.logits.argmax(1) == oof.truth), abs=1e-4)
+    assert set(student.gain_95) == set(student.fused_gain_95) == {"seed0", "seed1", "ensemble"}
+    rivals = {**report.members, "ensemble": report.ensemble}
+    for name, rival in rivals.items():
+        lo, hi = student.gain_95[name]
+        assert lo <= student.accuracy - rival.accuracy <= hi
+        lo, hi = student.fused_gain_95[name]
+        assert lo <= student.fused_accuracy - rival.fused_accuracy <= hi
+
+
+def test_it_refuses_another_recipe_on_other_folds(
+    small_cv: tuple[Path, list[Path], CvReport], second_seed_cv: list[Path], distilled_cv: list[Path], tmp_path: Path
+) -> None:
+    data, runs, _ = small_cv
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(distilled_cv[0].parent, shuffled)
+    for a, b in [(0, 1), (1, 0)]:  # fold 0's clips said to be fold 1's, and the reverse
+        path = shuffled / f"fold{a}" / "report.json"
+        run = RunReport.model_validate_json(path.read_text())
+        run.config["cv_fold"] = b
+        path.write_text(run.model_dump_json())
+    with pytest.raises(SystemExit, match="not on the seeds' folds"):
+        seed_ensemble(data, [runs[0].parent, second_seed_cv[0].parent], [shuffled])
