@@ -7,7 +7,7 @@ DEV_VENV := .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint typecheck pytest browser cv probes seeds distil train export evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv probes seeds distil distil-seed1 train export evaluate bench docker-smoke clean
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
@@ -83,21 +83,32 @@ seeds: $(DEV_VENV)/.installed
 # The two seeds' ensemble distilled into one network (training.train --teacher), cross-validated
 # (after make cv and make seeds; about 140 min, all five folds at once): each fold's student learns
 # from that fold's two networks, which held out the same fold, half from the labels and half from
-# the teachers' mean probability on the same augmented inputs.
+# the teachers' mean probability on the same augmented inputs; then the students against each seed
+# and their ensemble, clip by clip (training.seed_ensemble --versus). `make distil-seed1` trains the
+# same students with seed 1 (after make distil; as long again): the students' own seed spread.
 DISTIL_RUNS := $(addprefix runs/cv-distil/fold,$(FOLDS))
+DISTIL_SEED1_RUNS := $(addprefix runs/cv-distil-seed1/fold,$(FOLDS))
+DISTIL_STUDENT = $(TRAIN) --cv-fold $* --teacher runs/cv/fold$* --teacher runs/cv-seed1/fold$* --distill 0.5
+DISTIL_VERSUS = $(DEV_VENV)/bin/python -m training.seed_ensemble --data ../shared/data/gtzan --cv runs/cv \
+	--cv runs/cv-seed1 --out training/results/distil_vs_seeds.json
 distil: $(DEV_VENV)/.installed
 	$(MAKE) -j5 $(DISTIL_RUNS)
 	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(DISTIL_RUNS)) \
 		--out training/results/distil_cv.json
+	$(DISTIL_VERSUS) --versus runs/cv-distil
+distil-seed1: $(DEV_VENV)/.installed
+	$(MAKE) -j5 $(DISTIL_SEED1_RUNS)
+	$(DISTIL_VERSUS) --versus runs/cv-distil --versus runs/cv-distil-seed1
 
-.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) runs/final
+.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) $(DISTIL_SEED1_RUNS) runs/final
 $(CV_RUNS): runs/cv/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --out $@ > $@.log 2>&1
 $(SEED1_RUNS): runs/cv-seed1/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --seed 1 --out $@ > $@.log 2>&1
 $(DISTIL_RUNS): runs/cv-distil/fold%: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --teacher runs/cv/fold$* --teacher runs/cv-seed1/fold$* --distill 0.5 \
-		--out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(DISTIL_STUDENT) --out $@ > $@.log 2>&1
+$(DISTIL_SEED1_RUNS): runs/cv-distil-seed1/fold%: $(DEV_VENV)/.installed
+	mkdir -p $(@D) && $(DISTIL_STUDENT) --seed 1 --out $@ > $@.log 2>&1
 
 runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ > $@.log 2>&1
