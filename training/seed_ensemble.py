@@ -20,6 +20,7 @@ clip, so its gains are paired: the same clips, the same artists resampled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,17 +91,22 @@ def same_clips(a: OutOfFold, b: OutOfFold) -> bool:
     return a.ids == b.ids and np.array_equal(a.fold, b.fold) and a.labels == b.labels
 
 
-def seed_ensemble(data: Path, cvs: list[Path], versus: list[Path] | None = None) -> SeedEnsembleReport:
+def seed_ensemble(data: Path, cvs: list[Path], versus: Sequence[Path] = ()) -> SeedEnsembleReport:
     if len(cvs) < 2:
         raise SystemExit("need two or more cross-validations (--cv), each of another seed")
+    names = ["ensemble", *(cv.name for cv in [*cvs, *versus])]
+    if len(set(names)) < len(names):
+        raise SystemExit(
+            "the report names each cross-validation by its folder's name, so those must differ (and not be 'ensemble')"
+        )
     members = [out_of_fold(data, fold_runs(cv)) for cv in cvs]
     first = members[0]
     if any(not same_clips(m, first) or m.recipe != first.recipe for m in members):
         raise SystemExit("the cross-validations differ in more than their seeds (their recipe or their folds' clips)")
     if len({tuple(r.seed for r in m.reports) for m in members}) < len(members):
         raise SystemExit("two cross-validations were trained with the same seeds")
-    others = [out_of_fold(data, fold_runs(cv)) for cv in versus or []]
-    for cv, other in zip(versus or [], others, strict=True):
+    others = {cv.name: out_of_fold(data, fold_runs(cv)) for cv in versus}
+    for cv, other in zip(versus, others.values(), strict=True):
         if not same_clips(other, first) or other.front_end != first.front_end:
             raise SystemExit(
                 f"{cv} is not on the seeds' folds, labels and front end, so no gain against them is paired"
@@ -149,8 +155,8 @@ def seed_ensemble(data: Path, cvs: list[Path], versus: list[Path] | None = None)
         members={name: s.figures for name, s in seeds.items()},
         ensemble=against(ensemble, seeds),
         versus={
-            cv.name: against(figures(other.logits_with_audio(audio_ids)), {**seeds, "ensemble": ensemble})
-            for cv, other in zip(versus or [], others, strict=True)
+            name: against(figures(other.logits_with_audio(audio_ids)), {**seeds, "ensemble": ensemble})
+            for name, other in others.items()
         },
     )
 

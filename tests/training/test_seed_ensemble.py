@@ -65,12 +65,20 @@ def test_the_ensemble_averages_the_probabilities_of_the_networks_that_did_not_le
         assert lo <= report.ensemble.fused_accuracy - member.fused_accuracy <= hi
 
 
-def test_it_refuses_fewer_than_two_seeds_or_the_same_seeds_twice(small_cv: tuple[Path, list[Path], CvReport]) -> None:
+def test_it_refuses_fewer_than_two_seeds_the_same_seeds_twice_or_two_folders_of_one_name(
+    small_cv: tuple[Path, list[Path], CvReport], tmp_path: Path
+) -> None:
     data, runs, _ = small_cv
+    cv = runs[0].parent
     with pytest.raises(SystemExit, match="two or more"):
-        seed_ensemble(data, [runs[0].parent])
+        seed_ensemble(data, [cv])
+    copy = tmp_path / "copy"
+    shutil.copytree(cv, copy)
     with pytest.raises(SystemExit, match="same seeds"):
-        seed_ensemble(data, [runs[0].parent, runs[0].parent])
+        seed_ensemble(data, [cv, copy])
+    for cvs, versus in [([cv, cv], []), ([cv, copy], [tmp_path / "ensemble"]), ([cv, copy], [tmp_path / "x" / "copy"])]:
+        with pytest.raises(SystemExit, match="folder's name"):  # the report's keys would collide
+            seed_ensemble(data, cvs, versus)
 
 
 def test_another_recipe_on_the_same_folds_is_set_against_each_seed_and_the_ensemble_clip_by_clip(
