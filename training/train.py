@@ -274,9 +274,8 @@ def train(cfg: TrainConfig) -> RunReport:
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             schedule.step()
-        if not keep_best:
+        if not keep_best:  # the state holds the weights until the last epoch's are saved, after the loop
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            save(epoch)
             best_epoch = epoch
             keep_state(epoch)
             continue
@@ -293,6 +292,8 @@ def train(cfg: TrainConfig) -> RunReport:
                 break
         keep_state(epoch)
 
+    if not keep_best:
+        save(best_epoch)
     state_path.unlink(missing_ok=True)
     _, net = Checkpoint.load(cfg.out / "checkpoint.pt")
     report = RunReport.model_validate(

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import training.train
-from tests.helpers import write_label_folder
+from tests.helpers import write_label_folder, write_subset
 from training.artifacts import RunReport
-from training.data import DataError
+from training.data import DataError, read_labels
 from training.network import NetworkConfig
 from training.train import TrainConfig, train
 
@@ -20,8 +20,22 @@ EPOCHS = 4
 
 
 def config(data: Path, out: Path) -> TrainConfig:
+    """A tiny run that learns from at most 32 clips: one batch an epoch. On a GTZAN-layout folder it
+    learns from every clip and keeps its last epoch; on a label folder it keeps its best."""
     small = NetworkConfig(hidden=16, frame_dim=32)
-    return TrainConfig(data=data, out=out, epochs=EPOCHS, patience=EPOCHS, network=small, resume=True)
+    all_clips = (data / "labels.csv").is_file()
+    return TrainConfig(
+        data=data, out=out, epochs=EPOCHS, patience=EPOCHS, network=small, all_clips=all_clips, resume=True
+    )
+
+
+@pytest.fixture(params=["keeps its best epoch", "keeps its last epoch"])
+def data(request: pytest.FixtureRequest, tmp_path: Path, gtzan: Path) -> Path:
+    if request.param == "keeps its best epoch":
+        return write_label_folder(tmp_path / "music", per_label=6)
+    ids = sorted(r["clip_id"] for r in read_labels(gtzan))[::32]
+    write_subset(gtzan, tmp_path / "gtzan", ids, with_audio=False)
+    return tmp_path / "gtzan"
 
 
 def count_batches(monkeypatch: pytest.MonkeyPatch, interrupt_at: int = 0) -> list[int]:
@@ -45,15 +59,15 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = write_label_folder(tmp_path / "music", per_label=6)
     whole = train(config(data, tmp_path / "whole"))
+    assert whole.train_clips <= 32
     assert not (tmp_path / "whole" / "train_state.pt").exists()
 
     run = tmp_path / "resumed"
     with monkeypatch.context() as patch:
-        count_batches(patch, interrupt_at=3)  # 15 clips learnt: one batch an epoch; killed in epoch 2
+        count_batches(patch, interrupt_at=3)  # one batch an epoch: killed in epoch 2
         with pytest.raises(KeyboardInterrupt):
             train(config(data, run))
     assert (run / "train_state.pt").exists()
