@@ -101,17 +101,19 @@ distil-seed1: $(DEV_VENV)/.installed
 	$(DISTIL_VERSUS) --versus runs/cv-distil --versus runs/cv-distil-seed1
 
 .PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) $(DISTIL_SEED1_RUNS) runs/final
+# A run's output goes to RUN.log: appended to when the run resumes (its earlier epochs stay), anew otherwise.
+LOG = $(if $(wildcard $@/train_state.pt),>>,>) $@.log 2>&1
 $(CV_RUNS): runs/cv/fold%: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --out $@ $(LOG)
 $(SEED1_RUNS): runs/cv-seed1/fold%: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --seed 1 --out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --seed 1 --out $@ $(LOG)
 $(DISTIL_RUNS): runs/cv-distil/fold%: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(DISTIL_STUDENT) --out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(DISTIL_STUDENT) --out $@ $(LOG)
 $(DISTIL_SEED1_RUNS): runs/cv-distil-seed1/fold%: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(DISTIL_STUDENT) --seed 1 --out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(DISTIL_STUDENT) --seed 1 --out $@ $(LOG)
 
 runs/final: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ > $@.log 2>&1
+	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ $(LOG)
 
 train: runs/final
 	$(MAKE) export
