@@ -35,6 +35,9 @@ class MemberCard(BaseModel):
     train_seconds: float
     valid_accuracy: float | None = None
     config: dict[str, Any] = Field(default_factory=dict, description="training config, without machine paths")
+    packages: dict[str, str] = Field(
+        default_factory=dict, description="versions of Python and the packages that shaped the weights"
+    )
 
 
 class Calibration(BaseModel):

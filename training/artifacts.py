@@ -5,7 +5,9 @@ Both are validated when read back, so export never trusts a dict of whatever a r
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,16 @@ class AccuracySummary(BaseModel):
     per_genre: dict[str, float | None]
 
 
+# The packages whose versions can move a run's weights, if only in their last bits: recorded beside
+# the weights, so a rebuild that differs can be told from a changed recipe.
+WEIGHT_PACKAGES = ("torch", "numpy", "scipy", "soxr", "av")
+
+
+def package_versions() -> dict[str, str]:
+    """Python's version and WEIGHT_PACKAGES', as this process has them."""
+    return {"python": platform.python_version(), **{p: importlib.metadata.version(p) for p in WEIGHT_PACKAGES}}
+
+
 class RunReport(BaseModel):
     """report.json of a run: its valid figures against the baselines, and how it was trained."""
 
@@ -124,6 +136,7 @@ class RunReport(BaseModel):
     data_sha256: str
     network: NetworkConfig
     config: dict[str, Any]  # the run's TrainConfig, paths included (a local file)
+    packages: dict[str, str] = {}  # package_versions() of the run (none in reports before 2.1.3)
 
     def portable_config(self) -> dict[str, Any]:
         """The config without machine paths or the network (recorded on its own), for the card."""

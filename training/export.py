@@ -86,6 +86,7 @@ def member_card(report: RunReport) -> MemberCard:
         train_seconds=report.train_seconds,
         valid_accuracy=report.valid_accuracy,
         config=report.portable_config(),
+        packages=report.packages,
     )
 
 

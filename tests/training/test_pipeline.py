@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from model.card import card_path, load_card
 from model.features import DEFAULT_SETTINGS
 from tests.helpers import ROOT, write_subset
-from training.artifacts import Checkpoint, RunReport
+from training.artifacts import Checkpoint, RunReport, package_versions
 from training.augment import AugmentConfig
 from training.degrade import DEGRADATIONS
 from training.export import main as export_main
@@ -56,6 +57,7 @@ def test_export_and_evaluation_cli(small_run: tuple[Path, RunReport], gtzan: Pat
     assert card.metrics["valid"]["n"] == 197 and card.data_sha256
     [member] = card.members
     assert member.network["hidden"] == 48 and member.seed == 0
+    assert member.packages == package_versions() and member.packages["torch"] == torch.__version__
     assert "data" not in member.config and "out" not in member.config  # no machine paths
     assert str(out) not in card_path(onnx).read_text()
 
