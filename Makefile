@@ -59,7 +59,7 @@ TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --
 FOLDS := 0 1 2 3 4
 CV_RUNS := $(addprefix runs/cv/fold,$(FOLDS))
 CV_REPORT := training/results/cv.json
-MODEL_VERSION := 2.1.2
+MODEL_VERSION := 2.1.3
 
 cv: $(DEV_VENV)/.installed
 	$(MAKE) -j2 $(CV_RUNS)
