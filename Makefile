@@ -22,9 +22,12 @@ TORCH_VERSION := $(shell sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)
 TORCH_INDEX_URL ?= $(shell $(PYTHON) -m pip install -q --dry-run --ignore-installed --no-deps --no-index \
 	"torch==$(TORCH_VERSION)" >/dev/null 2>&1 || echo https://download.pytorch.org/whl/cpu)
 
-$(DEV_VENV)/.installed: pyproject.toml
+# training/constraints.txt pins the other packages that built the shipped model, so that `make train`
+# on a fresh install rebuilds it.
+$(DEV_VENV)/.installed: pyproject.toml training/constraints.txt
 	$(PYTHON) -m venv $(DEV_VENV)
-	$(DEV_VENV)/bin/pip install -q $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e ".[train,dev,ray]"
+	$(DEV_VENV)/bin/pip install -q $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
+		-c training/constraints.txt -e ".[train,dev,ray]"
 	touch $@
 
 serve: $(SERVE_VENV)/.installed

@@ -81,6 +81,10 @@ class ModelCard(BaseModel):
     baselines: dict[str, Any] = Field(default_factory=dict)
     calibration: Calibration | None = None
     summary_head: SummaryHeadCard | None = None
+    export_packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="versions of Python and the packages that wrote this file: the exporter, the summary head's solver",
+    )
 
     @field_validator("labels")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +104,17 @@ class AccuracySummary(BaseModel):
     per_genre: dict[str, float | None]
 
 
-# The packages whose versions can move a run's weights, if only in their last bits: recorded beside
-# the weights, so a rebuild that differs can be told from a changed recipe.
+# The packages whose versions can move a run's weights, if only in their last bits, and those that
+# can move the exported file's bytes (the exporter, the summary head's solver): recorded in the run
+# and the card, so a rebuild that differs can be told from a changed recipe, and pinned for `make
+# train` by training/constraints.txt (torch by pyproject.toml), so a fresh install rebuilds the file.
 WEIGHT_PACKAGES = ("torch", "numpy", "scipy", "soxr", "av")
+EXPORT_PACKAGES = ("torch", "onnx", "scikit-learn", "numpy", "scipy")
 
 
-def package_versions() -> dict[str, str]:
-    """Python's version and WEIGHT_PACKAGES', as this process has them."""
-    return {"python": platform.python_version(), **{p: importlib.metadata.version(p) for p in WEIGHT_PACKAGES}}
+def package_versions(packages: Sequence[str]) -> dict[str, str]:
+    """Python's version and the packages', as this process has them."""
+    return {"python": platform.python_version(), **{p: importlib.metadata.version(p) for p in packages}}
 
 
 class RunReport(BaseModel):

@@ -22,7 +22,7 @@ import torch
 from model.card import MemberCard, ModelCard, SummaryHeadCard, card_path, load_card, write_card
 from model.features import N_FEATURES, FrontEndSettings
 from model.runtime import INPUT_NAME, OUTPUT_NAMES, GenreModel
-from training.artifacts import Checkpoint, CvReport, RunReport
+from training.artifacts import EXPORT_PACKAGES, Checkpoint, CvReport, RunReport, package_versions
 from training.clip_summary import SummaryHead, fit_summary_head
 from training.data import is_gtzan_layout, load_arrays, load_audio_clips
 from training.evaluate import evaluate
@@ -114,6 +114,7 @@ def write_model(
         feature_settings=front_end,
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         summary_head=head_card,
+        export_packages=package_versions(EXPORT_PACKAGES),
     )
     write_card(card, onnx_path)
     return card

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model.features import DEFAULT_SETTINGS
-from training.artifacts import Checkpoint, RunReport, TrainState, package_versions
+from training.artifacts import WEIGHT_PACKAGES, Checkpoint, RunReport, TrainState, package_versions
 from training.augment import AugmentConfig, augment
 from training.data import (
     DataError,
@@ -309,7 +309,7 @@ def train(cfg: TrainConfig) -> RunReport:
             "data_sha256": data_hash(cfg.data),
             "network": network,
             "config": cfg.to_dict(),
-            "packages": package_versions(),
+            "packages": package_versions(WEIGHT_PACKAGES),
         }
     )
     (cfg.out / "report.json").write_text(report.model_dump_json(indent=2))

@@ -13,7 +13,7 @@ import torch
 from model.card import card_path, load_card
 from model.features import DEFAULT_SETTINGS
 from tests.helpers import ROOT, write_subset
-from training.artifacts import Checkpoint, RunReport, package_versions
+from training.artifacts import EXPORT_PACKAGES, WEIGHT_PACKAGES, Checkpoint, RunReport, package_versions
 from training.augment import AugmentConfig
 from training.degrade import DEGRADATIONS
 from training.export import main as export_main
@@ -57,7 +57,9 @@ def test_export_and_evaluation_cli(small_run: tuple[Path, RunReport], gtzan: Pat
     assert card.metrics["valid"]["n"] == 197 and card.data_sha256
     [member] = card.members
     assert member.network["hidden"] == 48 and member.seed == 0
-    assert member.packages == package_versions() and member.packages["torch"] == torch.__version__
+    assert member.packages == package_versions(WEIGHT_PACKAGES) and member.packages["torch"] == torch.__version__
+    assert card.export_packages == package_versions(EXPORT_PACKAGES)
+    assert card.export_packages["scikit-learn"] and card.export_packages["onnx"]
     assert "data" not in member.config and "out" not in member.config  # no machine paths
     assert str(out) not in card_path(onnx).read_text()
 
