@@ -7,7 +7,8 @@ DEV_VENV := .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint typecheck pytest browser cv probes seeds distil distil-seed1 train export evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv probes seeds distil distil-seed1 soundtracks pretrain cv-pretrained \
+	train export evaluate bench docker-smoke clean
 
 $(SERVE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SERVE_VENV)
@@ -103,7 +104,33 @@ distil-seed1: $(DEV_VENV)/.installed
 	$(MAKE) -j5 $(DISTIL_SEED1_RUNS)
 	$(DISTIL_VERSUS) --versus runs/cv-distil --versus runs/cv-distil-seed1
 
-.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) $(DISTIL_SEED1_RUNS) runs/final
+# Self-supervised pretraining (training.pretrain) on Debian's game soundtracks, about 16 h of
+# unlabelled music under free licences (none of it is committed): `make soundtracks` downloads and
+# unpacks them into $(SOUNDTRACKS) (not hyperrogue-music, whose package is half sound effects); `make pretrain` pretrains the network on them (two threads,
+# about 35 min); `make cv-pretrained` cross-validates the recipe starting from those weights
+# (training.train --init), as `make cv` does the recipe (about 95 min).
+SOUNDTRACK_PACKAGES := ufoai-music warzone2100-music wesnoth-1.16-music nexuiz-music singularity-music \
+	asc-music drascula-music planetblupi-music-ogg fb-music-high
+SOUNDTRACKS := runs/soundtracks
+PRETRAINED := runs/pretrain/pretrained.pt
+PRETRAINED_RUNS := $(addprefix runs/cv-pretrained/fold,$(FOLDS))
+soundtracks: $(SOUNDTRACKS)
+$(SOUNDTRACKS):
+	rm -rf $@.partial && mkdir -p $@.partial/debs
+	cd $@.partial/debs && apt-get download $(SOUNDTRACK_PACKAGES)
+	for deb in $@.partial/debs/*.deb; do dpkg-deb -x $$deb $@.partial/music; done
+	find $@.partial/music -name '*.pk3' -exec sh -c '$(PYTHON) -m zipfile -e "$$1" "$${1%.pk3}"' _ {} \;
+	mv $@.partial/music $@ && rm -rf $@.partial
+pretrain: $(PRETRAINED)
+$(PRETRAINED): $(SOUNDTRACKS) | $(DEV_VENV)/.installed
+	mkdir -p $(@D) && $(DEV_VENV)/bin/python -m training.pretrain --music $(SOUNDTRACKS) --out $(@D) --threads 2 \
+		> $(@D).log 2>&1
+cv-pretrained: $(PRETRAINED) | $(DEV_VENV)/.installed
+	$(MAKE) -j2 $(PRETRAINED_RUNS)
+	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(PRETRAINED_RUNS)) \
+		--out training/results/pretrained_cv.json
+
+.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) $(DISTIL_SEED1_RUNS) $(PRETRAINED_RUNS) runs/final
 # A run's output goes to RUN.log: appended to when the run resumes (its earlier epochs stay), anew otherwise.
 LOG = $(if $(wildcard $@/train_state.pt),>>,>) $@.log 2>&1
 $(CV_RUNS): runs/cv/fold%: $(DEV_VENV)/.installed
@@ -114,6 +141,8 @@ $(DISTIL_RUNS): runs/cv-distil/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(DISTIL_STUDENT) --out $@ $(LOG)
 $(DISTIL_SEED1_RUNS): runs/cv-distil-seed1/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(DISTIL_STUDENT) --seed 1 --out $@ $(LOG)
+$(PRETRAINED_RUNS): runs/cv-pretrained/fold%: $(DEV_VENV)/.installed
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --init $(PRETRAINED) --out $@ $(LOG)
 
 runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ $(LOG)

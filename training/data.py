@@ -178,14 +178,22 @@ def scan_label_folder(folder: Path) -> LabelFolder:
     return LabelFolder(folder, labels, files)
 
 
-def file_grid(path: Path) -> np.ndarray:
-    """dB-band grid of an audio file's first MAX_FILE_S seconds, shape = (frames, N_BANDS); files
-    shorter than one 30 s clip are looped to one, so every grid can be cropped to any training length."""
+def track_grid(path: Path) -> np.ndarray:
+    """dB-band grid of an audio file's first MAX_FILE_S seconds, shape = (frames, N_BANDS)."""
     waveform = decode_file(path).waveform[: int(MAX_FILE_S * SAMPLE_RATE)]
     if waveform.shape[0] < MIN_FILE_S * SAMPLE_RATE:
         raise AudioError(f"{waveform.shape[0] / SAMPLE_RATE:.1f} s of audio; at least {MIN_FILE_S:g} s are needed")
-    grid = power_db_bands(waveform)
+    return power_db_bands(waveform)
+
+
+def looped(grid: np.ndarray) -> np.ndarray:
+    """A grid shorter than one 30 s clip looped to one, so that it can be cropped to any training length."""
     return np.tile(grid, (-(-CLIP_FRAMES // grid.shape[0]), 1)) if grid.shape[0] < CLIP_FRAMES else grid
+
+
+def file_grid(path: Path) -> np.ndarray:
+    """track_grid(path), looped to one 30 s clip if shorter."""
+    return looped(track_grid(path))
 
 
 def load_label_folder(found: LabelFolder, labels: list[str]) -> tuple[Split, list[str]]:

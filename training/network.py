@@ -149,11 +149,15 @@ class GenreNet(nn.Module):
             return embedding
         return torch.cat([embedding, self.co_variation(x)], dim=2)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fused vector the classifier reads, shape = (batch, 2 * hidden), and the attention."""
         states, _ = self.rnn(self.frame_features(x))  # (batch, frames, 2 * hidden)
         scores = self.attention(x.transpose(1, 2)).squeeze(1)  # (batch, frames)
         weights = torch.softmax(scores, dim=1)
-        fused = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (batch, 2 * hidden)
+        return torch.bmm(weights.unsqueeze(1), states).squeeze(1), weights
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fused, weights = self.pool(x)
         return self.classifier(fused), weights
 
 

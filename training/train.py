@@ -16,9 +16,9 @@ labels) and writes a report (its figures against two baselines, confusion matrix
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,8 +30,9 @@ from torch import nn
 from tqdm import tqdm
 
 from model.features import DEFAULT_SETTINGS
-from training.artifacts import WEIGHT_PACKAGES, Checkpoint, RunReport, TrainState, package_versions
+from training.artifacts import WEIGHT_PACKAGES, Checkpoint, Pretrained, RunReport, TrainState, package_versions
 from training.augment import AugmentConfig, augment
+from training.config_flags import parse_config
 from training.data import (
     DataError,
     Split,
@@ -73,6 +74,7 @@ class TrainConfig:
     mixup: float = 0.2  # Beta(a, a) mixing of pairs of clips; 0 = off
     teachers: list[Path] = field(default_factory=list)  # runs to distil (--teacher RUN, repeated)
     distill: float = 0.0  # the teachers' share of the loss; above 0 exactly when there are teachers
+    init: Path | None = None  # pretrained.pt of training.pretrain: the start of all but the classifier
     max_train_clips: int = 0  # 0 = all; small values make quick CI runs
     threads: int = 2
     resume: bool = False  # continue from out/train_state.pt if there is one (how to run, not what: not in to_dict)
@@ -223,6 +225,13 @@ def train(cfg: TrainConfig) -> RunReport:
     teachers = load_teachers(cfg, data)
     network = dataclasses.replace(cfg.network, n_classes=len(data.labels))
     net = GenreNet(network)
+    pretrained = None
+    if cfg.init is not None:
+        try:
+            pretrained = Pretrained.load_into(cfg.init, net)
+        except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
+            raise DataError(f"--init {cfg.init}: {e}") from None
+        print(f"starts from {cfg.init}: pretrained on {pretrained.seconds_of_music / 3600:.1f} h of music")
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     # OneCycle needs a few steps in each phase: a tiny folder's run stops partway through a longer one.
@@ -310,6 +319,7 @@ def train(cfg: TrainConfig) -> RunReport:
             "network": network,
             "config": cfg.to_dict(),
             "packages": package_versions(WEIGHT_PACKAGES),
+            "pretrained": pretrained.portable() if pretrained else None,
         }
     )
     (cfg.out / "report.json").write_text(report.model_dump_json(indent=2))
@@ -318,43 +328,7 @@ def train(cfg: TrainConfig) -> RunReport:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """Every field of TrainConfig (and its nested configs, dotted) is a flag."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = TrainConfig()
-
-    def add(prefix: str, obj: object) -> None:
-        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                add(f"{prefix}{f.name}.", value)
-            elif isinstance(value, list):  # --teacher RUN, repeated
-                parser.add_argument(f"--{f.name[:-1]}", dest=f.name, type=Path, action="append", default=[])
-            elif isinstance(value, bool):
-                parser.add_argument(
-                    f"--{prefix}{f.name}".replace("_", "-"),
-                    dest=prefix + f.name,
-                    action=argparse.BooleanOptionalAction,
-                    default=value,
-                )
-            else:
-                kind = Path if f.name in ("data", "out", "audio_folder") else type(value)
-                parser.add_argument(
-                    f"--{prefix}{f.name}".replace("_", "-"), dest=prefix + f.name, type=kind, default=value
-                )
-
-    add("", defaults)
-    args = vars(parser.parse_args(argv))
-    try:
-        nested = {
-            name: type(getattr(defaults, name))(
-                **{k.split(".", 1)[1]: v for k, v in args.items() if k.startswith(name + ".")}
-            )
-            for name in ("network", "augment")
-        }
-        flat = {k: v for k, v in args.items() if "." not in k}
-        return TrainConfig(**flat, **nested)
-    except ValueError as e:  # the configs' own checks across flags
-        parser.error(str(e))
+    return parse_config(TrainConfig, argv, __doc__)
 
 
 def main(argv: list[str] | None = None) -> None:
