@@ -104,11 +104,14 @@ distil-seed1: $(DEV_VENV)/.installed
 	$(MAKE) -j5 $(DISTIL_SEED1_RUNS)
 	$(DISTIL_VERSUS) --versus runs/cv-distil --versus runs/cv-distil-seed1
 
-# Self-supervised pretraining (training.pretrain) on Debian's game soundtracks, about 16 h of
-# unlabelled music under free licences (none of it is committed): `make soundtracks` downloads and
-# unpacks them into $(SOUNDTRACKS) (not hyperrogue-music, whose package is half sound effects); `make pretrain` pretrains the network on them (two threads,
-# about 35 min); `make cv-pretrained` cross-validates the recipe starting from those weights
-# (training.train --init), as `make cv` does the recipe (about 95 min).
+# Self-supervised pretraining (training.pretrain) on Debian's game soundtracks: 12.2 h of unlabelled
+# music under free licences once repeated files are skipped (none of it is committed).
+#   make soundtracks    downloads and unpacks them into $(SOUNDTRACKS) (not hyperrogue-music, whose
+#                       package is half sound effects)
+#   make pretrain       pretrains the network on them (two threads, about 20 min) and probes its fused
+#                       vector on the recipe's folds (training.probes without runs, about 1 min)
+#   make cv-pretrained  cross-validates the recipe starting from those weights (training.train
+#                       --init), as make cv does the recipe (about 95 min)
 SOUNDTRACK_PACKAGES := ufoai-music warzone2100-music wesnoth-1.16-music nexuiz-music singularity-music \
 	asc-music drascula-music planetblupi-music-ogg fb-music-high
 SOUNDTRACKS := runs/soundtracks
@@ -122,6 +125,8 @@ $(SOUNDTRACKS):
 	find $@.partial/music -name '*.pk3' -exec sh -c '$(PYTHON) -m zipfile -e "$$1" "$${1%.pk3}"' _ {} \;
 	mv $@.partial/music $@ && rm -rf $@.partial
 pretrain: $(PRETRAINED)
+	$(DEV_VENV)/bin/python -m training.probes --data ../shared/data/gtzan --encoder $(PRETRAINED) \
+		--out training/results/pretrained_probes.json
 $(PRETRAINED): $(SOUNDTRACKS) | $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(DEV_VENV)/bin/python -m training.pretrain --music $(SOUNDTRACKS) --out $(@D) --threads 2 \
 		> $(@D).log 2>&1

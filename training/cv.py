@@ -294,10 +294,11 @@ def fold_report_command(
     argv: list[str] | None,
     make: Callable[..., R],
     repeated: Sequence[tuple[str, str]] = (("--run", "a fold's training run; repeat"),),
+    first_required: bool = True,
 ) -> R:
     """The command line of a report made from cross-validations' runs: --data, each of `repeated`
-    (a flag and its help) as a repeated path flag, the first required and the others optional,
-    and --out. Calls make(data, one list of paths per flag, in order) and writes it as JSON."""
+    (a flag and its help) as a repeated path flag, the first required (if first_required) and the
+    others optional, and --out. Calls make(data, one list of paths per flag, in order) and writes it as JSON."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     dests = [f"paths{i}" for i in range(len(repeated))]
@@ -308,7 +309,7 @@ def fold_report_command(
             metavar=flag.strip("-").upper(),
             type=Path,
             action="append",
-            required=i == 0,
+            required=first_required and i == 0,
             help=help_text,
         )
     parser.add_argument("--out", type=Path, required=True)

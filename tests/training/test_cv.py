@@ -125,7 +125,10 @@ def test_probes_score_every_feature_set_on_the_same_out_of_fold_clips(
     report = ProbeReport.model_validate_json(out.read_text())
     assert report.n == cv.n == 90 and report.network_accuracy == pytest.approx(cv.network_accuracy, abs=1e-4)
     assert list(report.probes) == ["+".join(names) for names in FEATURE_SETS]
+    assert report.network_accuracy is not None
     for figures in report.probes.values():
+        assert figures.w_per_fold is not None and figures.fused_gain_95 is not None
+        assert figures.fused_accuracy is not None
         assert 0 <= figures.accuracy <= 1 and len(figures.c_per_fold) == len(figures.w_per_fold) == N_FOLDS
         lo, hi = figures.fused_gain_95
         assert lo <= figures.fused_accuracy - report.network_accuracy <= hi

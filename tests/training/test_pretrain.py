@@ -135,3 +135,13 @@ def test_probes_weigh_the_pretrained_fused_vector_against_the_untrained_network(
     report = ProbeReport.model_validate_json(report_path.read_text())
     assert list(report.probes)[-2:] == list(found) and report.n == cv.n
     assert all(report.probes[name].dims == 2 * SMALL.hidden for name in found)
+    assert report.network_accuracy is not None and all(f.fused_accuracy is not None for f in report.probes.values())
+
+    # Without the folds' runs: the probes alone, on the recipe's folds (not small_cv's) of every labelled array.
+    probes_main(["--data", str(data), "--encoder", str(out / "pretrained.pt"), "--out", str(report_path)])
+    alone = ProbeReport.model_validate_json(report_path.read_text())
+    assert alone.n == cv.n and alone.network_accuracy is None and list(alone.probes) == list(report.probes)
+    assert alone.protocol.startswith(f"{TrainConfig.cv_folds}-fold") and TrainConfig.cv_folds != len(runs)
+    for figures in alone.probes.values():
+        assert figures.fused_accuracy is None and figures.fused_gain_95 is None and figures.w_per_fold is None
+        assert len(figures.c_per_fold) == TrainConfig.cv_folds and 0 <= figures.accuracy <= 1
