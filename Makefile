@@ -111,7 +111,7 @@ distil-seed1: $(DEV_VENV)/.installed
 #   make pretrain       pretrains the network on them (two threads, about 20 min) and probes its fused
 #                       vector on the recipe's folds (training.probes without runs, about 1 min)
 #   make cv-pretrained  cross-validates the recipe starting from those weights (training.train
-#                       --init), as make cv does the recipe (about 95 min)
+#                       --init), as make cv does the recipe (about 95 min; measured with one seed)
 SOUNDTRACK_PACKAGES := ufoai-music warzone2100-music wesnoth-1.16-music nexuiz-music singularity-music \
 	asc-music drascula-music planetblupi-music-ogg fb-music-high
 SOUNDTRACKS := runs/soundtracks
