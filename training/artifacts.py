@@ -75,16 +75,18 @@ class Pretrained(BaseModel):
     @staticmethod
     def load(path: Path) -> tuple[Pretrained, GenreNet]:
         """The pretraining's metadata and its network (an untrained classifier), in eval mode."""
-        meta = Pretrained.model_validate(torch.load(path, map_location="cpu", weights_only=True)["meta"])
-        net = GenreNet(meta.network)
-        Pretrained.load_into(path, net)
-        return meta, net.eval()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = GenreNet(Pretrained.model_validate(state["meta"]).network)
+        return Pretrained._restore(path, state, net), net.eval()
 
     @staticmethod
     def load_into(path: Path, net: GenreNet) -> Pretrained:
         """The weights of `path` into `net`, whose classifier keeps its own; raises ValueError if
         `net` is not the pretrained network (its n_classes aside)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return Pretrained._restore(path, torch.load(path, map_location="cpu", weights_only=True), net)
+
+    @staticmethod
+    def _restore(path: Path, state: dict[str, Any], net: GenreNet) -> Pretrained:
         meta = Pretrained.model_validate(state["meta"])
         if dataclasses.replace(meta.network, n_classes=net.config.n_classes) != net.config:
             raise ValueError(f"{path} is of another network ({meta.network}) than this run's ({net.config})")

@@ -10,10 +10,10 @@ views, through a small projection that is then dropped). What pools them is the 
 up to the fused vector its classifier reads: frame encoder, co-variation, GRU and attention. A
 labelled run then starts from those weights and trains a classifier of its own (--init).
 
-The music is any folder of audio files (`make soundtracks` unpacks Debian's game soundtracks,
-about 16 h). Each file's first MAX_FILE_S seconds are read; files too short, unreadable or the
-same as one read already are skipped and reported. An epoch draws one pair per 30 s of music,
-tracks in proportion to their length, no track twice in a batch.
+The music is any folder of audio files (`make soundtracks` unpacks Debian's game soundtracks:
+12.2 h once repeated files are skipped). Each file's first MAX_FILE_S seconds are read; files
+too short, unreadable or the same as one read already are skipped and reported. An epoch draws
+one pair per 30 s of music, tracks in proportion to their length, no track twice in a batch.
 """
 
 from __future__ import annotations
