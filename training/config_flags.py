@@ -1,10 +1,12 @@
-"""Command-line flags from a typed config: every field of a dataclass (and of its nested
-dataclasses, dotted) is a flag, so a run's config and its command line cannot drift apart."""
+"""Command-line flags from a typed config, and the config back as JSON: every field of a dataclass
+(and of its nested dataclasses, dotted) is a flag, so a run's config and its command line cannot
+drift apart."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,3 +49,9 @@ def parse_config(config_type: type[Config], argv: list[str] | None, description:
         return config_type(**flat, **nested)
     except ValueError as e:  # the configs' own checks across flags
         parser.error(str(e))
+
+
+def config_to_json(config: object) -> dict[str, Any]:
+    """A dataclass config in JSON types only (paths as strings), for checkpoints and reports."""
+    as_json: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(config), default=str))  # type: ignore[call-overload]
+    return as_json

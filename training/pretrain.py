@@ -19,9 +19,8 @@ one pair per 30 s of music, tracks in proportion to their length, no track twice
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from model.audio import AUDIO_SUFFIXES, AudioError
 from model.features import CLIP_FRAMES, DEFAULT_SETTINGS
 from training.artifacts import WEIGHT_PACKAGES, Pretrained, package_versions
 from training.augment import AugmentConfig, augment
-from training.config_flags import parse_config
+from training.config_flags import config_to_json, parse_config
 from training.data import DataError, looped, track_grid
 from training.network import GenreNet, NetworkConfig
 
@@ -62,8 +61,7 @@ class PretrainConfig:
             raise ValueError(f"--batch-size must be at least 2 (a contrast needs other tracks), not {self.batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
-        as_json: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
-        return as_json
+        return config_to_json(self)
 
 
 @dataclass

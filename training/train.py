@@ -17,10 +17,9 @@ labels) and writes a report (its figures against two baselines, confusion matrix
 from __future__ import annotations
 
 import dataclasses
-import json
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from tqdm import tqdm
 from model.features import DEFAULT_SETTINGS
 from training.artifacts import WEIGHT_PACKAGES, Checkpoint, Pretrained, RunReport, TrainState, package_versions
 from training.augment import AugmentConfig, augment
-from training.config_flags import parse_config
+from training.config_flags import config_to_json, parse_config
 from training.data import (
     DataError,
     Split,
@@ -89,7 +88,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON types only (paths as strings), for checkpoints and reports."""
-        as_json: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        as_json = config_to_json(self)
         del as_json["resume"]
         return as_json
 
