@@ -111,12 +111,15 @@ distil-seed1: $(DEV_VENV)/.installed
 #   make pretrain       pretrains the network on them (two threads, about 20 min) and probes its fused
 #                       vector on the recipe's folds (training.probes without runs, about 1 min)
 #   make cv-pretrained  cross-validates the recipe starting from those weights (training.train
-#                       --init), as make cv does the recipe (about 95 min; measured with one seed)
+#                       --init), as make cv does the recipe (about 95 min)
+#   make cv-pretrained-seed1  the same with seed 1 (about 70 min, all five folds at once), pooled
+#                       with make cv-pretrained's runs as make seeds pools the recipe's
 SOUNDTRACK_PACKAGES := ufoai-music warzone2100-music wesnoth-1.16-music nexuiz-music singularity-music \
 	asc-music drascula-music planetblupi-music-ogg fb-music-high
 SOUNDTRACKS := runs/soundtracks
 PRETRAINED := runs/pretrain/pretrained.pt
 PRETRAINED_RUNS := $(addprefix runs/cv-pretrained/fold,$(FOLDS))
+PRETRAINED_SEED1_RUNS := $(addprefix runs/cv-pretrained-seed1/fold,$(FOLDS))
 soundtracks: $(SOUNDTRACKS)
 $(SOUNDTRACKS):
 	rm -rf $@.partial && mkdir -p $@.partial/debs
@@ -134,8 +137,12 @@ cv-pretrained: $(PRETRAINED) | $(DEV_VENV)/.installed
 	$(MAKE) -j2 $(PRETRAINED_RUNS)
 	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(PRETRAINED_RUNS)) \
 		--out training/results/pretrained_cv.json
+cv-pretrained-seed1: $(PRETRAINED) | $(DEV_VENV)/.installed
+	$(MAKE) -j5 $(PRETRAINED_SEED1_RUNS)
+	$(DEV_VENV)/bin/python -m training.seed_ensemble --data ../shared/data/gtzan --cv runs/cv-pretrained \
+		--cv runs/cv-pretrained-seed1 --out training/results/pretrained_seeds.json
 
-.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) $(DISTIL_SEED1_RUNS) $(PRETRAINED_RUNS) runs/final
+.PHONY: $(CV_RUNS) $(SEED1_RUNS) $(DISTIL_RUNS) $(DISTIL_SEED1_RUNS) $(PRETRAINED_RUNS) $(PRETRAINED_SEED1_RUNS) runs/final
 # A run's output goes to RUN.log: appended to when the run resumes (its earlier epochs stay), anew otherwise.
 LOG = $(if $(wildcard $@/train_state.pt),>>,>) $@.log 2>&1
 $(CV_RUNS): runs/cv/fold%: $(DEV_VENV)/.installed
@@ -148,6 +155,8 @@ $(DISTIL_SEED1_RUNS): runs/cv-distil-seed1/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(DISTIL_STUDENT) --seed 1 --out $@ $(LOG)
 $(PRETRAINED_RUNS): runs/cv-pretrained/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --init $(PRETRAINED) --out $@ $(LOG)
+$(PRETRAINED_SEED1_RUNS): runs/cv-pretrained-seed1/fold%: $(DEV_VENV)/.installed
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --init $(PRETRAINED) --seed 1 --out $@ $(LOG)
 
 runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ $(LOG)
