@@ -121,8 +121,8 @@ cv-wide: $(DEV_VENV)/.installed
 #                       vector on the recipe's folds (training.probes without runs, about 1 min)
 #   make cv-pretrained  cross-validates the recipe starting from those weights (training.train
 #                       --init), as make cv does the recipe (about 95 min)
-#   make cv-pretrained-seed1  the same with seed 1 (about 70 min, all five folds at once), pooled
-#                       with make cv-pretrained's runs as make seeds pools the recipe's
+#   make cv-pretrained-seed1  after make cv-pretrained: the same with seed 1 (about 70 min, all five
+#                       folds at once), pooled with its runs as make seeds pools the recipe's
 SOUNDTRACK_PACKAGES := ufoai-music warzone2100-music wesnoth-1.16-music nexuiz-music singularity-music \
 	asc-music drascula-music planetblupi-music-ogg fb-music-high
 SOUNDTRACKS := runs/soundtracks
@@ -164,10 +164,10 @@ $(DISTIL_SEED1_RUNS): runs/cv-distil-seed1/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(DISTIL_STUDENT) --seed 1 --out $@ $(LOG)
 $(PRETRAINED_RUNS): runs/cv-pretrained/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --init $(PRETRAINED) --out $@ $(LOG)
-$(WIDE_RUNS): runs/cv-wide/fold%: $(DEV_VENV)/.installed
-	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --network.hidden 192 --network.conv-channels 32 --out $@ $(LOG)
 $(PRETRAINED_SEED1_RUNS): runs/cv-pretrained-seed1/fold%: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --init $(PRETRAINED) --seed 1 --out $@ $(LOG)
+$(WIDE_RUNS): runs/cv-wide/fold%: $(DEV_VENV)/.installed
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --network.hidden 192 --network.conv-channels 32 --out $@ $(LOG)
 
 runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ $(LOG)

@@ -75,25 +75,30 @@ class Pretrained(BaseModel):
     @staticmethod
     def load(path: Path) -> tuple[Pretrained, GenreNet]:
         """The pretraining's metadata and its network (an untrained classifier), in eval mode."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net = GenreNet(Pretrained.model_validate(state["meta"]).network)
-        return Pretrained._restore(path, state, net), net.eval()
+        meta, weights = Pretrained._read(path)
+        net = GenreNet(meta.network)
+        meta._restore(path, weights, net)
+        return meta, net.eval()
 
     @staticmethod
     def load_into(path: Path, net: GenreNet) -> Pretrained:
         """The weights of `path` into `net`, whose classifier keeps its own; raises ValueError if
         `net` is not the pretrained network (its n_classes aside)."""
-        return Pretrained._restore(path, torch.load(path, map_location="cpu", weights_only=True), net)
+        meta, weights = Pretrained._read(path)
+        meta._restore(path, weights, net)
+        return meta
 
     @staticmethod
-    def _restore(path: Path, state: dict[str, Any], net: GenreNet) -> Pretrained:
-        meta = Pretrained.model_validate(state["meta"])
-        if dataclasses.replace(meta.network, n_classes=net.config.n_classes) != net.config:
-            raise ValueError(f"{path} is of another network ({meta.network}) than this run's ({net.config})")
-        missing, unexpected = net.load_state_dict(state["model"], strict=False)
+    def _read(path: Path) -> tuple[Pretrained, dict[str, torch.Tensor]]:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return Pretrained.model_validate(state["meta"]), state["model"]
+
+    def _restore(self, path: Path, weights: dict[str, torch.Tensor], net: GenreNet) -> None:
+        if dataclasses.replace(self.network, n_classes=net.config.n_classes) != net.config:
+            raise ValueError(f"{path} is of another network ({self.network}) than this run's ({net.config})")
+        missing, unexpected = net.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith(CLASSIFIER) for k in missing):
             raise ValueError(f"{path} does not hold this network's weights")
-        return meta
 
 
 class TrainState(BaseModel):

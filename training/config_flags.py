@@ -8,7 +8,10 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Config = TypeVar("Config")
 
@@ -51,7 +54,7 @@ def parse_config(config_type: type[Config], argv: list[str] | None, description:
         parser.error(str(e))
 
 
-def config_to_json(config: object) -> dict[str, Any]:
+def config_to_json(config: DataclassInstance) -> dict[str, Any]:
     """A dataclass config in JSON types only (paths as strings), for checkpoints and reports."""
-    as_json: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(config), default=str))  # type: ignore[call-overload]
+    as_json: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     return as_json
