@@ -49,7 +49,7 @@ class PretrainConfig:
     weight_decay: float = 1e-2
     temperature: float = 0.1  # of NT-Xent's cosine similarities
     projection_dim: int = 64
-    max_tracks: int = 0  # 0 = all; small values make quick CI runs
+    max_tracks: int = 0  # 0 = all; a few make a quick trial run
     threads: int = 1
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -57,6 +57,8 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"--epochs must be at least 1, not {self.epochs}")
+        if self.max_tracks < 0:
+            raise ValueError(f"--max-tracks must be 0 (all) or more, not {self.max_tracks}")
         if self.batch_size < 2:
             raise ValueError(f"--batch-size must be at least 2 (a contrast needs other tracks), not {self.batch_size}")
 

@@ -16,7 +16,7 @@ from tests.helpers import write_label_folder
 from training.artifacts import CLASSIFIER, CvReport, Pretrained
 from training.data import DataError
 from training.network import GenreNet, NetworkConfig
-from training.pretrain import PretrainConfig, main, nt_xent, pooled, pretrain
+from training.pretrain import PretrainConfig, load_tracks, main, nt_xent, pooled, pretrain
 from training.probes import ProbeReport, embeddings
 from training.probes import main as probes_main
 from training.train import TrainConfig, parse_args, train
@@ -60,6 +60,15 @@ def test_pretraining_reads_every_track_and_reports_the_unreadable(pretrained: tu
     assert copy.startswith("zz-copy.flac: the same file as ") and copy.endswith(".flac")
     assert result.network == SMALL and result.packages["torch"] == torch.__version__
     assert math.isfinite(result.final_loss)
+
+
+def test_max_tracks_reads_only_the_first_files_by_path(music: Path) -> None:
+    audio = sorted(p for p in music.rglob("*") if p.suffix in {".wav", ".flac", ".ogg"})
+    first = [p.relative_to(music).as_posix() for p in audio[:4]]
+    assert "broken.wav" in first  # counted among the four, though unreadable
+    tracks = load_tracks(music, max_tracks=4)
+    assert tracks.names == [name for name in first if name != "broken.wav"]
+    assert [s.split(":")[0] for s in tracks.skipped] == ["broken.wav"]
 
 
 def test_the_pretrained_file_moves_every_weight_but_holds_no_classifier(pretrained: tuple[Path, Pretrained]) -> None:
@@ -113,6 +122,9 @@ def test_too_little_music_or_a_bad_config_is_a_clear_error(
     with pytest.raises(SystemExit):
         main(["--music", str(music), "--batch-size", "1"])
     assert "--batch-size must be at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--music", str(music), "--max-tracks", "-1"])
+    assert "--max-tracks must be 0 (all) or more, not -1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
