@@ -93,11 +93,10 @@ def checkout(commit: str, code: Path) -> Path:
     return code
 
 
-def fold_folder(data: Path, fold: int, out: Path) -> Path:
-    """A GTZAN-layout folder whose `valid` split is FOLD and whose `train` split is the other folds;
-    the arrays, audio and artists are links to DATA's."""
+def fold_folder(data: Path, fold_of: dict[str, int], fold: int, out: Path) -> Path:
+    """A GTZAN-layout folder whose `valid` split is FOLD and whose `train` split is the other folds
+    (FOLD_OF: training.folds.artist_folds); the arrays, audio and artists are links to DATA's."""
     out.mkdir(parents=True, exist_ok=True)
-    fold_of = artist_folds(data, N_FOLDS)
     rows = read_labels(data)
     with open(out / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -110,6 +109,15 @@ def fold_folder(data: Path, fold: int, out: Path) -> Path:
     return out
 
 
+def fold_work(work: Path, fold: int) -> Path:
+    """Where a fold's runs, ensemble and logs go."""
+    return work / f"fold{fold}"
+
+
+def run_folder(work: Path, fold: int, seed: int) -> Path:
+    return fold_work(work, fold) / f"seed{seed}"
+
+
 def run_logged(command: list[str], code: Path, log: Path) -> None:
     with open(log, "w") as f:
         result = subprocess.run(command, cwd=code, stdout=f, stderr=subprocess.STDOUT)
@@ -120,20 +128,19 @@ def run_logged(command: list[str], code: Path, log: Path) -> None:
 def train_folds(code: Path, folds: list[Path], seeds: list[int], work: Path, jobs: int, train_args: list[str]) -> None:
     """Every (seed, fold) run not done yet, JOBS at once, one thread each, TRAIN_ARGS passed on."""
     todo = [
-        (run, folder)
+        (seed, k)
         for seed in seeds
-        for k, folder in enumerate(folds)
-        if not ((run := work / f"fold{k}" / f"seed{seed}") / "report.json").is_file()
+        for k in range(len(folds))
+        if not (run_folder(work, k, seed) / "report.json").is_file()
     ]
 
-    def train(run: Path, folder: Path) -> None:
-        seed = run.name.removeprefix("seed")
-        command = [sys.executable, "-m", "training.train", "--data", str(folder.resolve())]
-        command += ["--seed", seed, "--threads", "1", "--out", str(run.resolve()), *train_args]
+    def train(seed: int, k: int) -> None:
+        run = run_folder(work, k, seed)
+        run.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "training.train", "--data", str(folds[k].resolve())]
+        command += ["--seed", str(seed), "--threads", "1", "--out", str(run.resolve()), *train_args]
         run_logged(command, code, run.with_suffix(".log"))
 
-    for run, _ in todo:
-        run.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(lambda job: train(*job), todo))
 
@@ -148,13 +155,13 @@ class FoldScores:
     valid: dict[str, Any]  # its card's metrics on the fold: accuracy, audio_n, audio_accuracy, ...
 
 
-def export_fold(code: Path, folder: Path, seeds: list[int], fold_work: Path, release: str) -> FoldScores:
+def export_fold(code: Path, folder: Path, work: Path, fold: int, seeds: list[int], release: str) -> FoldScores:
     """The fold's seeds exported as one ONNX ensemble and scored by the release's own code."""
-    onnx = (fold_work / f"seeds{'-'.join(map(str, seeds))}.onnx").resolve()
+    onnx = (fold_work(work, fold) / f"seeds{'-'.join(map(str, seeds))}.onnx").resolve()
     if not onnx.with_suffix(".json").is_file():
         command = [sys.executable, "-m", "training.export", "--out", str(onnx), "--data", str(folder.resolve())]
-        command += [arg for seed in seeds for arg in ("--run", str((fold_work / f"seed{seed}").resolve()))]
-        run_logged([*command, "--version", release], code, fold_work / "export.log")
+        command += [arg for seed in seeds for arg in ("--run", str(run_folder(work, fold, seed).resolve()))]
+        run_logged([*command, "--version", release], code, onnx.parent / "export.log")
     scored = subprocess.run(
         [sys.executable, "-c", SCORE_ARRAYS, str(onnx), str(folder.resolve())],
         cwd=code,
@@ -167,17 +174,17 @@ def export_fold(code: Path, folder: Path, seeds: list[int], fold_work: Path, rel
     return FoldScores(card["labels"], arrays["ids"], np.array(arrays["probabilities"]), card["metrics"]["valid"])
 
 
-def seed_accuracy(runs: list[Path], folds: list[FoldScores]) -> float:
+def seed_accuracy(work: Path, seed: int, folds: list[FoldScores]) -> float:
     """One seed's networks alone, out of fold: each run's `valid` accuracy is its fold's."""
     correct = sum(
-        float(json.loads((run / "report.json").read_text())["valid_accuracy"]) * len(fold.ids)
-        for run, fold in zip(runs, folds, strict=True)
+        float(json.loads((run_folder(work, k, seed) / "report.json").read_text())["valid_accuracy"]) * len(fold.ids)
+        for k, fold in enumerate(folds)
     )
     return round(correct / sum(len(fold.ids) for fold in folds), 4)
 
 
 def pooled(
-    data: Path, folds: list[FoldScores], seed_runs: dict[int, list[Path]], release: str, commit: str
+    data: Path, work: Path, folds: list[FoldScores], seeds: list[int], release: str, commit: str
 ) -> PastReleaseCv:
     labels = folds[0].labels
     genre_of = {row["clip_id"]: row["genre"] for row in read_labels(data)}
@@ -201,14 +208,14 @@ def pooled(
         ),
         release=release,
         commit=commit,
-        seeds=list(seed_runs),
+        seeds=seeds,
         labels=labels,
         n=len(ids),
         accuracy=round(float(hits.mean()), 4),
         interval_95=bootstrap_interval(hits, [groups[clip_id] for clip_id in ids]),
         fold_accuracies=[round(float(h.mean()), 4) for h in fold_hits],
         per_genre=summary(truth, predictions, labels)["per_genre"],
-        seed_accuracies=[seed_accuracy(runs, folds) for runs in seed_runs.values()],
+        seed_accuracies=[seed_accuracy(work, seed, folds) for seed in seeds],
         audio_n=audio_n,
         audio_accuracy=audio_mean("audio_accuracy"),
         audio_agreement=audio_mean("audio_agreement"),
@@ -228,13 +235,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, train_args = parser.parse_known_args(argv)
 
     code = checkout(args.commit, args.work / "code")
-    folds = [fold_folder(args.data, k, args.work / "data" / f"fold{k}") for k in range(N_FOLDS)]
+    fold_of = artist_folds(args.data, N_FOLDS)
+    folds = [fold_folder(args.data, fold_of, k, args.work / "data" / f"fold{k}") for k in range(N_FOLDS)]
     train_folds(code, folds, args.seed, args.work, args.jobs, train_args)
-    scores = [
-        export_fold(code, folder, args.seed, args.work / f"fold{k}", args.version) for k, folder in enumerate(folds)
-    ]
-    seed_runs = {seed: [args.work / f"fold{k}" / f"seed{seed}" for k in range(N_FOLDS)] for seed in args.seed}
-    report = pooled(args.data, scores, seed_runs, args.version, args.commit)
+    scores = [export_fold(code, folder, args.work, k, args.seed, args.version) for k, folder in enumerate(folds)]
+    report = pooled(args.data, args.work, scores, args.seed, args.version, args.commit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.model_dump_json(indent=2) + "\n")
     print(report.model_dump_json(exclude={"labels", "protocol"}))
