@@ -1,7 +1,8 @@
 """Cross-validate a past release's recipe on today's folds, with the code it shipped with.
 
-    python -m training.past_release_cv --data DIR --commit 4c1052a --version 1.2.0 --seed 0 --seed 1 \
-        --work runs/cv-1.2.0 --out training/results/cv_1.2.0.json          (`make cv-1.2.0`)
+    python -m training.past_release_cv --data DIR --commit 4c1052a --version 1.2.0 \
+        --seed 0 --seed 1 --seed 2 --seed 3 --work runs/cv-1.2.0 \
+        --out training/results/cv_1.2.0.json                               (`make cv-1.2.0`)
 
 Releases up to 1.3.0 were scored only on GTZAN's `valid` split, after early-stopping on that same
 split. To set one against today's recipe, this takes its `model/` and `training/` from git as they
