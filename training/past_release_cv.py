@@ -193,8 +193,8 @@ def pooled(
     ids = [clip_id for fold in folds for clip_id in fold.ids]
     truth = np.array([labels.index(genre_of[clip_id]) for clip_id in ids])
     predictions = np.concatenate([fold.probabilities.argmax(1) for fold in folds])
-    fold_hits = np.split((predictions == truth).astype(float), np.cumsum([len(fold.ids) for fold in folds])[:-1])
-    hits = np.concatenate(fold_hits)
+    hits = (predictions == truth).astype(float)
+    fold_hits = np.split(hits, np.cumsum([len(fold.ids) for fold in folds])[:-1])
     audio_n = sum(int(fold.valid["audio_n"]) for fold in folds)
 
     def audio_mean(key: str) -> float | None:  # a fold without audio clips has null figures
