@@ -57,6 +57,7 @@ pytest: $(DEV_VENV)/.installed browser
 #   make cv      scores that recipe by artist-disjoint 5-fold cross-validation over train + valid,
 #                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures, the
 #                calibration and the summary head's C and weight that export puts in the file and card
+#                (make cv CV_REPORT=training/results/cv_rebuilt.json leaves the shipped model's report be)
 #   make train   trains the shipped network (about 26 min) and exports it with $(CV_REPORT)
 # A run that was interrupted goes on from its last whole epoch when its target is made again (--resume).
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1 --resume
