@@ -10,9 +10,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.auth import parse_keys
-from model.features import DEFAULT_SETTINGS
+from model.pipeline import MAX_DURATION_S, MIN_DURATION_S, WINDOW_HOP_S, Limits
 from model.runtime import DEFAULT_MODEL_PATH, ProviderChoice
-from model.windows import DEFAULT_HOP_S
 
 
 class Settings(BaseSettings):
@@ -27,9 +26,11 @@ class Settings(BaseSettings):
     ort_memory_arena: bool = False
 
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0)
-    max_duration_s: float = Field(20 * 60, gt=0)
-    min_duration_s: float = Field(1.0, gt=0)
-    window_hop_s: float = Field(DEFAULT_HOP_S, gt=0)
+    # The audio accepted and its windows' hop (model.pipeline's defaults, the `genre` job's too);
+    # checked against the loaded model's front end at start-up.
+    max_duration_s: float = Field(MAX_DURATION_S, gt=0)
+    min_duration_s: float = Field(MIN_DURATION_S, gt=0)
+    window_hop_s: float = Field(WINDOW_HOP_S, gt=0)
 
     # Admission control (app/admission.py): what the service holds at once.
     max_in_flight: int = Field(4, ge=1)  # classifications reading, decoding or inferring at once
@@ -51,18 +52,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        frame_s = DEFAULT_SETTINGS.n_fft / DEFAULT_SETTINGS.sample_rate
-        if self.min_duration_s < frame_s:
-            raise ValueError(f"min_duration_s must cover one STFT frame ({frame_s:.3f} s)")
-        if self.min_duration_s > self.max_duration_s:
-            raise ValueError("min_duration_s must not exceed max_duration_s")
-        if self.window_hop_s > DEFAULT_SETTINGS.clip_seconds:
-            raise ValueError(
-                f"window_hop_s must not exceed the {DEFAULT_SETTINGS.clip_seconds} s window, or audio is skipped"
-            )
+        self.limits()  # refuse limits no model could serve at start-up; the model's own are checked on load
         if self.api_keys is not None:
             parse_keys(self.api_keys.get_secret_value())  # refuse an empty key list at start-up
         return self
+
+    def limits(self) -> Limits:
+        return Limits(self.window_hop_s, self.min_duration_s, self.max_duration_s)
 
     def keys(self) -> tuple[str, ...]:
         return parse_keys(self.api_keys.get_secret_value()) if self.api_keys is not None else ()

@@ -13,10 +13,9 @@ from app import metrics
 from app.batching import BatchingEngine, Engine
 from app.config import Settings
 from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
-from model.audio import DecodedAudio, decode
 from model.features import one_blas_thread
-from model.runtime import Analysis, GenreModel, Predictor, aggregate, window_inputs
-from model.windows import Window
+from model.pipeline import Analysis, Pipeline, PreparedAudio
+from model.runtime import GenreModel, Predictor
 
 EngineFactory = Callable[[Predictor, Settings], Engine]
 
@@ -37,9 +36,7 @@ class Classifier:
             settings.inter_op_threads,
             memory_arena=settings.ort_memory_arena,
         )
-        front_end = self.model.front_end
-        if settings.min_duration_s * front_end.sample_rate < front_end.n_fft:
-            raise ValueError(f"min_duration_s must cover one STFT frame of the model ({front_end.n_fft} samples)")
+        self.pipeline = Pipeline(self.model.front_end, settings.limits())
         card = self.model.card
         self.info = ModelInfo(name=card.name, version=card.version, provider=self.model.provider, labels=card.labels)
         for label in card.labels:  # every label's series exists from the start, at 0
@@ -51,29 +48,21 @@ class Classifier:
     async def start(self) -> None:
         """Start batching and run a warm-up inference (ready only after this)."""
         self.engine.start()
-        silence = np.zeros(int(self.settings.min_duration_s * self.model.front_end.sample_rate), dtype=np.float32)
-        _, inputs = window_inputs(silence, self.model.front_end, self.settings.window_hop_s)
-        await self.engine.predict(inputs)
+        await self.engine.predict(self.pipeline.silence())
 
     async def stop(self) -> None:
         await self.engine.stop()
         self._frontend.shutdown(wait=True)
 
-    def _prepare(self, data: bytes | BinaryIO) -> tuple[DecodedAudio, list[Window], np.ndarray]:
-        front_end = self.model.front_end
-        audio = decode(data, front_end.sample_rate, self.settings.min_duration_s, self.settings.max_duration_s)
-        windows, inputs = window_inputs(audio.waveform, front_end, self.settings.window_hop_s)
-        return audio, windows, inputs
-
     def ranked(self, probabilities: np.ndarray, top_k: int) -> list[GenreScore]:
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         return [GenreScore(genre=self.model.labels[i], probability=float(probabilities[i])) for i in order]
 
-    async def analyse(self, data: bytes | BinaryIO) -> tuple[DecodedAudio, Analysis]:
+    async def analyse(self, data: bytes | BinaryIO) -> tuple[PreparedAudio, Analysis]:
         """An upload's audio and its windows' and overall probabilities (counted in the metrics)."""
         loop = asyncio.get_running_loop()
-        audio, windows, inputs = await loop.run_in_executor(self._frontend, self._prepare, data)
-        analysis = aggregate(windows, *await self.engine.predict(inputs))
+        audio = await loop.run_in_executor(self._frontend, self.pipeline.prepare, data)
+        analysis = self.pipeline.answer(audio.windows, *await self.engine.predict(audio.inputs))
         metrics.AUDIO_SECONDS.inc(audio.duration_s)
         metrics.PREDICTIONS.labels(self.model.labels[int(analysis.probabilities.argmax())]).inc()
         return audio, analysis

@@ -1,12 +1,15 @@
 """The `genre` command line.
 
     genre classify PATH... [--out FILE] [--resume] [--workers N] [--model PATH] [--ray ADDRESS]
+                           [--hop-s S] [--min-duration-s S] [--max-duration-s S]
 
 PATHs are audio files or folders (walked recursively for audio files). One row per file goes to
 FILE, whose extension picks the format: .jsonl, .csv or .parquet (pip install
 'genre-service[parquet]'). A file that cannot be classified gets a row with its reason in `error`.
 With --ray the same job runs as a Ray Data pipeline on a cluster (`local` starts one here; pip
-install 'genre-service[ray]').
+install 'genre-service[ray]'). The window hop and the duration limits default to the service's
+(model.pipeline). Exit status: 0 when every file has its row (errors included), 1 when the job
+stopped without one for each, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from batch.job import Summary, run
+from batch.job import run
+from batch.output import JobError, Summary
+from model.pipeline import MAX_DURATION_S, MIN_DURATION_S, WINDOW_HOP_S, Limits
 from model.runtime import DEFAULT_MODEL_PATH
 
 
@@ -30,34 +35,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     classify.add_argument("--resume", action="store_true", help="skip the files already in --out, and append")
     classify.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
     classify.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="an ONNX model with its card")
-    classify.add_argument("--max-duration-s", type=float, default=3600.0, help="longer files get an error row")
+    classify.add_argument(
+        "--hop-s", type=float, default=WINDOW_HOP_S, help=f"longest hop between 30 s windows (default {WINDOW_HOP_S:g})"
+    )
+    classify.add_argument(
+        "--min-duration-s", type=float, default=MIN_DURATION_S, help="shorter files get an error row (default 1)"
+    )
+    classify.add_argument(
+        "--max-duration-s", type=float, default=MAX_DURATION_S, help="longer files get an error row (default 1200)"
+    )
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
     classify.add_argument(
         "--ray", metavar="ADDRESS", help="run on the Ray cluster at ADDRESS (`local`: one started here)"
     )
     classify.add_argument("--actors", type=int, default=0, help="--ray: inference actors (default: GPUs, or CPUs / 2)")
+    classify.add_argument("--batch-files", type=int, default=0, help="--ray: files per ONNX call (default 8)")
     return parser.parse_args(argv)
 
 
-def ray_job(args: argparse.Namespace) -> Summary:
+def ray_job(args: argparse.Namespace, limits: Limits) -> Summary:
     try:
-        from batch.ray_job import run_on_ray
+        from batch.ray_job import FILES_PER_BATCH, run_on_ray
     except ImportError:
         raise ValueError("--ray needs Ray: pip install 'genre-service[ray]'") from None
     return run_on_ray(
-        args.paths, args.out, args.model, args.ray, args.resume, args.max_duration_s, not args.quiet, args.actors
+        args.paths,
+        args.out,
+        args.model,
+        args.ray,
+        args.resume,
+        limits,
+        not args.quiet,
+        args.actors,
+        args.batch_files or FILES_PER_BATCH,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.workers < 0 or args.actors < 0 or args.batch_files < 0:
+            raise ValueError("--workers, --actors and --batch-files must not be negative")
+        limits = Limits(args.hop_s, args.min_duration_s, args.max_duration_s)
         if args.ray:
-            summary = ray_job(args)
+            summary = ray_job(args, limits)
         else:
-            summary = run(
-                args.paths, args.out, args.model, args.workers, args.resume, args.max_duration_s, not args.quiet
-            )
+            summary = run(args.paths, args.out, args.model, args.workers, args.resume, limits, not args.quiet)
+    except JobError as e:
+        print(f"genre: {e}", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as e:
         print(f"genre: {e}", file=sys.stderr)
         return 2

@@ -1,30 +1,35 @@
 """The job: audio files -> one row each, through the service's own pipeline, on every core.
 
-Each worker process holds one ONNX Runtime session (one thread), decodes with model.audio and
-analyses with model.runtime, as the service does. A file that cannot be classified gets a row
-with its reason in `error`; the run goes on.
+Each worker process holds one ONNX Runtime session (one thread) and runs model.pipeline on its
+files, as the service does. A file that cannot be classified gets a row with its reason in
+`error`; the run goes on. The rows go through batch.output.RowSink, which holds the job to one
+full row per file.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
-from batch.output import Row, check_format, done_paths, open_writer
-from model.audio import AUDIO_SUFFIXES, AudioError, decode_file
+from batch.output import Row, RowSink, Summary, check_format, done_paths, error_row, open_writer
+from model.audio import AUDIO_SUFFIXES, AudioError
 from model.card import card_path, load_card
-from model.features import FrontEndSettings, one_blas_thread
-from model.runtime import GenreModel, window_inputs
-from model.windows import coverage_weights
+from model.features import one_blas_thread
+from model.pipeline import Analysis, Limits, Pipeline, PreparedAudio
+from model.runtime import GenreModel
 
-_model: GenreModel | None = None  # one per worker process
+T = TypeVar("T")
+R = TypeVar("R")
+_worker: tuple[GenreModel, Pipeline] | None = None  # one per worker process
 
 
 def audio_files(paths: list[Path]) -> Iterator[Path]:
@@ -36,70 +41,81 @@ def audio_files(paths: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def _start_worker(model_path: str) -> None:
-    global _model
-    one_blas_thread()  # the worker processes are the parallelism
-    _model = GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1)
-
-
-def error_row(path: str, labels: list[str], reason: str) -> Row:
-    return {"path": path, "top_genre": None, **dict.fromkeys(labels), "duration_s": None, "error": reason}
-
-
 @dataclass(frozen=True)
-class Prepared:
-    """One file, decoded and through the front end: what inference needs, or why there is nothing."""
+class PreparedFile:
+    """One file through the front end (`audio`), or the reason it has no answer (`error`)."""
 
     path: str
-    inputs: np.ndarray | None  # shape = (windows, frames, features)
-    weights: np.ndarray | None  # shape = (windows,): model.windows.coverage_weights
-    duration_s: float | None
+    audio: PreparedAudio | None
     error: str | None
 
 
-def prepare_file(path: str, front_end: FrontEndSettings, max_duration_s: float) -> Prepared:
+def prepare_file(path: str, pipeline: Pipeline) -> PreparedFile:
     """Decode and front end (CPU work, no model). Any failure of this one file becomes its error."""
     try:
-        audio = decode_file(Path(path), front_end.sample_rate, max_duration_s=max_duration_s)
-        if len(audio.waveform) < front_end.n_fft:
-            raise AudioError(f"audio is {audio.duration_s:.3f} s long; shorter than one analysis frame")
-        windows, inputs = window_inputs(audio.waveform, front_end)
+        return PreparedFile(path, pipeline.prepare(Path(path)), None)
     except AudioError as e:
-        return Prepared(path, None, None, None, str(e))
-    except OSError as e:
-        return Prepared(path, None, None, None, f"could not read the file: {e.strerror or e}")
+        return PreparedFile(path, None, str(e))
+    except OSError as e:  # gone, unreadable, or changed under us
+        return PreparedFile(path, None, f"could not read the file: {e.strerror or e}")
     except Exception as e:  # anything else about this one file: reported in its row, never fatal
-        return Prepared(path, None, None, None, f"could not classify the file ({type(e).__name__})")
-    return Prepared(path, inputs, coverage_weights(windows), round(audio.duration_s, 4), None)
+        return PreparedFile(path, None, f"could not classify the file ({type(e).__name__})")
 
 
-def file_row(prepared: Prepared, probabilities: np.ndarray | None, labels: list[str]) -> Row:
-    """The row of a prepared file, given its windows' probabilities (None for a file in error)."""
-    if prepared.error is not None or probabilities is None or prepared.weights is None:
-        return error_row(prepared.path, labels, prepared.error or "could not classify the file")
-    overall = prepared.weights @ probabilities
+def answer_row(path: str, duration_s: float, analysis: Analysis, labels: list[str]) -> Row:
+    """The row of a classified file."""
+    overall = analysis.probabilities
     return {
-        "path": prepared.path,
+        "path": path,
         "top_genre": labels[int(overall.argmax())],
         **{label: float(p) for label, p in zip(labels, overall, strict=True)},
-        "duration_s": prepared.duration_s,
+        "duration_s": round(duration_s, 4),
         "error": None,
     }
 
 
-def classify_file(path: str, max_duration_s: float) -> Row:
+def file_row(prepared: PreparedFile, outputs: tuple[np.ndarray, np.ndarray] | None, labels: list[str]) -> Row:
+    """The row of a prepared file, given its windows' outputs (None for a file in error)."""
+    if prepared.audio is None or outputs is None:
+        return error_row(prepared.path, labels, prepared.error or "could not classify the file")
+    analysis = Pipeline.answer(prepared.audio.windows, *outputs)
+    return answer_row(prepared.path, prepared.audio.duration_s, analysis, labels)
+
+
+def _start_worker(model_path: str, limits: Limits) -> None:
+    global _worker
+    one_blas_thread()  # the worker processes are the parallelism
+    model = GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    _worker = (model, Pipeline(model.front_end, limits))
+
+
+def classify_file(path: str) -> Row:
     """One file's row (in a worker process)."""
-    assert _model is not None, "the worker was not started"
-    prepared = prepare_file(path, _model.front_end, max_duration_s)
-    probabilities = _model.predict(prepared.inputs)[0] if prepared.inputs is not None else None
-    return file_row(prepared, probabilities, _model.labels)
+    assert _worker is not None, "the worker was not started"
+    model, pipeline = _worker
+    prepared = prepare_file(path, pipeline)
+    outputs = model.predict(prepared.audio.inputs) if prepared.audio is not None else None
+    return file_row(prepared, outputs, model.labels)
 
 
-@dataclass(frozen=True)
-class Summary:
-    files: int
-    errors: int
-    skipped: int  # already in the output (--resume)
+def bounded_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+    """pool.map, in order, with at most `ahead` items submitted and not yet consumed: memory stays
+    flat however many files there are (Executor.map submits them all at once)."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def todo_files(paths: list[Path], out: Path, resume: bool) -> tuple[list[str], int]:
+    """The files to classify, and how many the output already has (--resume)."""
+    done = done_paths(out) if resume else set()
+    files = [str(p) for p in audio_files(paths)]
+    todo = [f for f in files if f not in done]
+    return todo, len(files) - len(todo)
 
 
 def run(
@@ -108,25 +124,21 @@ def run(
     model_path: Path,
     workers: int = 0,
     resume: bool = False,
-    max_duration_s: float = 3600.0,
+    limits: Limits | None = None,
     progress: bool = True,
 ) -> Summary:
     """Classify every audio file under `paths` into `out` with `workers` processes (0: one per core)."""
     check_format(out)
-    labels = load_card(card_path(model_path)).labels
-    done = done_paths(out) if resume else set()
-    files = [str(p) for p in audio_files(paths)]
-    todo = [f for f in files if f not in done]
-    writer = open_writer(out, labels, append=resume)
-    errors = 0
+    limits = limits or Limits()
+    card = load_card(card_path(model_path))
+    Pipeline(card.check_compatible(), limits)  # refuse limits the model cannot serve before any work
+    labels = card.labels
+    todo, skipped = todo_files(paths, out, resume)
     workers = workers or os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no threads forked mid-flight
-    try:
-        with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(str(model_path),)) as pool:
-            rows = pool.map(classify_file, todo, [max_duration_s] * len(todo), chunksize=4)
-            for row in tqdm(rows, total=len(todo), unit="file", disable=not progress, desc="classify"):
-                writer.write(row)
-                errors += row["error"] is not None
-    finally:
-        writer.close()
-    return Summary(files=len(todo), errors=errors, skipped=len(files) - len(todo))
+    pool = ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(str(model_path), limits))
+    with RowSink(open_writer(out, labels, append=resume), labels, todo, skipped) as sink, pool:
+        rows = bounded_map(pool, classify_file, todo, ahead=8 * workers)
+        for row in tqdm(rows, total=len(todo), unit="file", disable=not progress, desc="classify"):
+            sink.write(row)
+    return sink.summary()

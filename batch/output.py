@@ -1,25 +1,70 @@
 """Result rows and the files they go to: JSON lines, CSV or Parquet, chosen by the file's extension.
 
 One row per audio file: `path`, `top_genre`, one probability column per label, `duration_s` and
-`error` (None, or a human message; then the other values are empty). JSON lines and CSV are
-written row by row as results arrive, so an interrupted run keeps what it finished and
-`--resume` carries on from there; Parquet is written once, at the end.
+`error`. A row holds an answer (a top genre, probabilities, a duration) or an error (a human
+message, and nothing else), never both and never neither: RowSink checks every row before it
+is written and stops the job on one that breaks the rule.
+
+Every format is written as results arrive, so a run that is interrupted, even killed, keeps
+what it finished and `--resume` carries on from there:
+- JSON lines and CSV are appended and flushed row by row; a last line cut off by a kill is
+  dropped when the run is resumed (and that file classified again).
+- Parquet goes into complete part files in `<out>.parts/` as rows arrive, merged into `<out>`
+  (replaced atomically, so it is always a readable file) when the run ends.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import os
+import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 Row = dict[str, Any]
 FORMATS = (".jsonl", ".csv", ".parquet")
+ROWS_PER_PART = 1024  # Parquet rows held in memory before they go to a part file
+
+
+class JobError(RuntimeError):
+    """The job broke its promise of one full row per file; it stops, keeping the rows written."""
 
 
 def columns(labels: list[str]) -> list[str]:
     return ["path", "top_genre", *labels, "duration_s", "error"]
+
+
+def error_row(path: str, labels: list[str], reason: str) -> Row:
+    return {"path": path, "top_genre": None, **dict.fromkeys(labels), "duration_s": None, "error": reason}
+
+
+def row_problem(row: Row, labels: list[str]) -> str | None:
+    """Why a row breaks the rule (an answer or an error, never both, never neither), or None."""
+    if list(row) != columns(labels):
+        return f"its columns are {list(row)}, not {columns(labels)}"
+    values = [row[label] for label in labels]
+    if row["error"] is not None:
+        if not isinstance(row["error"], str) or not row["error"].strip():
+            return f"its error is {row['error']!r}, not a message"
+        if row["top_genre"] is not None or row["duration_s"] is not None or any(v is not None for v in values):
+            return "it has both an error and an answer"
+        return None
+    if row["top_genre"] not in labels:
+        return f"it has neither an error nor a top genre (top_genre is {row['top_genre']!r})"
+    if not all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values) or not math.isclose(
+        sum(values), 1.0, abs_tol=1e-3
+    ):
+        return "its probabilities are not a distribution over the labels"
+    if labels[max(range(len(labels)), key=values.__getitem__)] != row["top_genre"]:
+        return "its top genre is not its most probable label"
+    if not isinstance(row["duration_s"], float) or not math.isfinite(row["duration_s"]) or row["duration_s"] < 0:
+        return f"its duration is {row['duration_s']!r}"
+    return None
 
 
 def check_format(path: Path) -> None:
@@ -32,19 +77,52 @@ def check_format(path: Path) -> None:
             raise ValueError("Parquet output needs pyarrow: pip install 'genre-service[parquet]'") from None
 
 
+def parts_folder(path: Path) -> Path:
+    """Where a Parquet output's rows wait until the run ends."""
+    return path.with_name(path.name + ".parts")
+
+
+def part_files(path: Path) -> list[Path]:
+    folder = parts_folder(path)
+    return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a killed run left unfinished (JSON lines, CSV), so the file is whole."""
+    with open(path, "rb+") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return
+        position = end
+        while position > 0:
+            start = max(0, position - (1 << 16))
+            f.seek(start)
+            newline = f.read(position - start).rfind(b"\n")
+            if newline >= 0:
+                f.truncate(start + newline + 1)
+                return
+            position = start
+        f.truncate(0)
+
+
 def done_paths(path: Path) -> set[str]:
-    """The files an earlier run already wrote a row for (for --resume)."""
+    """The files an earlier run already wrote a row for (for --resume); a torn last line is cut."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        sources = ([path] if path.exists() else []) + part_files(path)
+        return {p for source in sources for p in pq.read_table(source, columns=["path"]).column("path").to_pylist()}
     if not path.exists():
         return set()
+    drop_torn_tail(path)
     if path.suffix == ".jsonl":
         with open(path) as f:
             return {json.loads(line)["path"] for line in f if line.strip()}
-    if path.suffix == ".csv":
-        with open(path, newline="") as f:
-            return {row["path"] for row in csv.DictReader(f)}
-    import pyarrow.parquet as pq
-
-    return set(pq.read_table(path, columns=["path"]).column("path").to_pylist())
+    with open(path, newline="") as f:
+        return {row["path"] for row in csv.DictReader(f)}
 
 
 class Writer(Protocol):
@@ -68,7 +146,7 @@ class CsvWriter:
     def __init__(self, path: Path, labels: list[str], append: bool) -> None:
         fresh = not (append and path.exists() and path.stat().st_size)
         self.file = open(path, "a" if append else "w", newline="")  # noqa: SIM115  (closed by close())
-        self.writer = csv.DictWriter(self.file, fieldnames=columns(labels))
+        self.writer = csv.DictWriter(self.file, fieldnames=columns(labels), lineterminator="\n")
         if fresh:
             self.writer.writeheader()
 
@@ -81,29 +159,60 @@ class CsvWriter:
 
 
 class ParquetWriter:
-    """Keeps the rows, and writes them (after an earlier run's, with --resume) when closed."""
+    """Rows into part files as they come; on close, the earlier output (with --resume), the parts
+    and the last rows merged into the output, each file once."""
 
     def __init__(self, path: Path, labels: list[str], append: bool) -> None:
-        self.path, self.labels = path, labels
+        import pyarrow as pa
+
+        self.path, self.append = path, append
+        self.schema = pa.schema(
+            [("path", pa.string()), ("top_genre", pa.string())]
+            + [(label, pa.float64()) for label in labels]
+            + [("duration_s", pa.float64()), ("error", pa.string())]
+        )
+        self.parts = parts_folder(path)
+        if not append:  # a fresh run: an earlier run's parts are not this one's rows
+            shutil.rmtree(self.parts, ignore_errors=True)
+        self.parts.mkdir(exist_ok=True)
+        self.next_part = len(part_files(path))
         self.rows: list[Row] = []
-        self.previous = path if append and path.exists() else None
 
     def write(self, row: Row) -> None:
         self.rows.append(row)
+        if len(self.rows) >= ROWS_PER_PART:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.rows:
+            return
+        part = self.parts / f"part-{self.next_part:06d}.parquet"
+        unfinished = part.with_suffix(".unfinished")
+        pq.write_table(pa.Table.from_pylist(self.rows, schema=self.schema), unfinished)
+        os.replace(unfinished, part)  # a part file is whole or absent
+        self.next_part += 1
+        self.rows = []
 
     def close(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pa.schema(
-            [("path", pa.string()), ("top_genre", pa.string())]
-            + [(label, pa.float64()) for label in self.labels]
-            + [("duration_s", pa.float64()), ("error", pa.string())]
-        )
-        table = pa.Table.from_pylist(self.rows, schema=schema)
-        if self.previous is not None:
-            table = pa.concat_tables([pq.read_table(self.previous).cast(schema), table])
-        pq.write_table(table, self.path)
+        self._flush()
+        sources = ([self.path] if self.append and self.path.exists() else []) + part_files(self.path)
+        merged = self.path.with_name(self.path.name + ".unfinished")
+        seen: set[str] = set()  # a kill between the replace and the clean-up below leaves rows twice
+        with pq.ParquetWriter(merged, self.schema) as out:
+            for source in sources:
+                for batch in pq.ParquetFile(source).iter_batches():
+                    table = pa.Table.from_batches([batch]).cast(self.schema)
+                    keep = [p not in seen for p in table.column("path").to_pylist()]
+                    seen.update(table.column("path").to_pylist())
+                    out.write_table(table.filter(pa.array(keep)))
+        os.replace(merged, self.path)
+        shutil.rmtree(self.parts)
 
 
 def open_writer(path: Path, labels: list[str], append: bool) -> Writer:
@@ -113,6 +222,55 @@ def open_writer(path: Path, labels: list[str], append: bool) -> Writer:
         ".parquet": ParquetWriter,
     }
     return kinds[path.suffix](path, labels, append)
+
+
+@dataclass(frozen=True)
+class Summary:
+    files: int  # rows written by this run
+    errors: int  # of them, rows with an error
+    skipped: int  # already in the output (--resume)
+
+
+class RowSink:
+    """The one way rows reach a writer: each is checked (an answer or an error, for a file of this
+    job not yet written) and counted; on leaving, every file must have had its row."""
+
+    def __init__(self, writer: Writer, labels: list[str], todo: list[str], skipped: int) -> None:
+        self.writer, self.labels, self.skipped = writer, labels, skipped
+        self.waiting = set(todo)
+        self.files = self.errors = 0
+
+    def write(self, row: Row) -> None:
+        problem = row_problem(row, self.labels)
+        path = row.get("path")
+        if problem is None and path not in self.waiting:
+            problem = "it is not a file of this job, or its second row"
+        if problem is not None:
+            raise JobError(
+                f"the row for {path!r} is broken: {problem}. The job stopped after {self.files} good row(s), "
+                "which are kept; this is a bug, please report it"
+            )
+        self.writer.write(row)
+        self.waiting.discard(path)
+        self.files += 1
+        self.errors += row["error"] is not None
+
+    def summary(self) -> Summary:
+        return Summary(self.files, self.errors, self.skipped)
+
+    def __enter__(self) -> RowSink:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.writer.close()  # what was written stays readable, whatever stopped the job
+        if kind is None and self.waiting:
+            example = sorted(self.waiting)[0]
+            raise JobError(
+                f"{len(self.waiting)} file(s) got no row (for example {example!r}); "
+                "the rows written are kept: run again with --resume"
+            )
 
 
 def read_rows(path: Path) -> Iterable[Row]:

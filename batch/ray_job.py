@@ -6,21 +6,32 @@
 The rows are the local job's: the same `prepare_file` and `file_row`. ADDRESS is a cluster's
 (`ray://head:10001`, `auto`), or `local` for a cluster in this process's machine, kept on
 127.0.0.1. Needs the `ray` extra: pip install 'genre-service[ray]'.
+
+What crosses between the stages is typed so that Ray Data cannot coerce it: a path (a string)
+and one opaque value (bytes) per file. Ray Data infers each block's column types from the values
+it holds, so a column of optional values (an error that is None in every row of a batch, inputs
+that are None for a batch of failures, arrays of different shapes) comes back as NaN, nulls or
+another type depending on what else the batch held; a prepared file travels pickled, and a row
+as its JSON line, exactly as the local job would write it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
-from batch.job import Prepared, Summary, audio_files, file_row, prepare_file
-from batch.output import Row, check_format, done_paths, open_writer
+from batch.job import PreparedFile, file_row, prepare_file, todo_files
+from batch.output import Row, RowSink, Summary, check_format, open_writer
 from model.card import card_path, load_card
+from model.pipeline import Limits, Pipeline
 from model.runtime import GenreModel
 
 FILES_PER_BATCH = 8  # files whose windows one actor scores in one ONNX call
@@ -39,17 +50,10 @@ def connect(address: str) -> None:
         ray.init(address=address, log_to_driver=False)
 
 
-def prepare_row(row: dict[str, Any], model_path: str, max_duration_s: float) -> dict[str, Any]:
-    """Ray task: one path -> its prepared inputs, as a row of plain values."""
-    front_end = load_card(card_path(Path(model_path))).check_compatible()
-    prepared = prepare_file(row["path"], front_end, max_duration_s)
-    return {
-        "path": prepared.path,
-        "inputs": prepared.inputs,
-        "weights": prepared.weights,
-        "duration_s": prepared.duration_s,
-        "error": prepared.error,
-    }
+def prepare_row(row: dict[str, Any], model_path: str, limits: Limits) -> dict[str, Any]:
+    """Ray task: one path -> the file through the front end, pickled."""
+    pipeline = Pipeline(load_card(card_path(Path(model_path))).check_compatible(), limits)
+    return {"path": row["path"], "prepared": pickle.dumps(prepare_file(row["path"], pipeline))}
 
 
 class Scorer:
@@ -58,36 +62,19 @@ class Scorer:
     def __init__(self, model_path: str, use_gpu: bool) -> None:
         self.model = GenreModel(Path(model_path), providers="auto" if use_gpu else "cpu", intra_op_threads=1)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        prepared = [
-            Prepared(path, inputs, weights, duration_s, error)
-            for path, inputs, weights, duration_s, error in zip(
-                batch["path"], batch["inputs"], batch["weights"], batch["duration_s"], batch["error"], strict=True
-            )
-        ]
-        ready = [p for p in prepared if p.inputs is not None]
-        scored: dict[str, np.ndarray] = {}
-        if ready:
-            inputs = [np.asarray(p.inputs, dtype=np.float32) for p in ready]
-            # Windows of equal length (every full 30 s window) go in one call; a short file's own.
-            for length in {x.shape[1] for x in inputs}:
-                same = [i for i, x in enumerate(inputs) if x.shape[1] == length]
-                probabilities = self.model.predict(np.concatenate([inputs[i] for i in same]))[0]
-                splits = np.cumsum([len(inputs[i]) for i in same])[:-1]
-                for i, part in zip(same, np.split(probabilities, splits), strict=True):
-                    scored[ready[i].path] = part
-        rows = [file_row(p, scored.get(p.path), self.model.labels) for p in prepared]
-        return {key: [row[key] for row in rows] for key in rows[0]} if rows else {}
-
-
-def plain_row(row: dict[str, Any]) -> Row:
-    """A row as Ray Data hands it back (numpy scalars, NaN for a missing number) as the local job's."""
-    out: Row = {}
-    for key, value in row.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        out[key] = None if isinstance(value, float) and np.isnan(value) else value
-    return out
+    def __call__(self, batch: pa.Table) -> dict[str, list[str]]:
+        prepared: list[PreparedFile] = [pickle.loads(blob) for blob in batch.column("prepared").to_pylist()]
+        ready = {i: p.audio for i, p in enumerate(prepared) if p.audio is not None}
+        outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Windows of equal length (every full 30 s window) go in one call; a short file's own.
+        for length in {audio.inputs.shape[1] for audio in ready.values()}:
+            same = [i for i, audio in ready.items() if audio.inputs.shape[1] == length]
+            probabilities, attention = self.model.predict(np.concatenate([ready[i].inputs for i in same]))
+            splits = np.cumsum([len(ready[i].inputs) for i in same])[:-1]
+            for i, p, a in zip(same, np.split(probabilities, splits), np.split(attention, splits), strict=True):
+                outputs[i] = (p, a)
+        rows = [file_row(p, outputs.get(i), self.model.labels) for i, p in enumerate(prepared)]
+        return {"path": [row["path"] for row in rows], "row": [json.dumps(row) for row in rows]}
 
 
 def run_on_ray(
@@ -96,21 +83,20 @@ def run_on_ray(
     model_path: Path,
     address: str,
     resume: bool = False,
-    max_duration_s: float = 3600.0,
+    limits: Limits | None = None,
     progress: bool = True,
     actors: int = 0,
+    files_per_batch: int = FILES_PER_BATCH,
 ) -> Summary:
     """Classify every audio file under `paths` into `out` on the Ray cluster at `address`."""
     import ray
 
     check_format(out)
-    labels = load_card(card_path(model_path)).labels
-    done = done_paths(out) if resume else set()
-    files = [str(p) for p in audio_files(paths)]  # on a cluster, paths every node can read (shared storage)
-    todo = [f for f in files if f not in done]
-    writer = open_writer(out, labels, append=resume)
-    errors = 0
-    try:
+    limits = limits or Limits()
+    card = load_card(card_path(model_path))
+    Pipeline(card.check_compatible(), limits)  # refuse limits the model cannot serve before any work
+    todo, skipped = todo_files(paths, out, resume)  # on a cluster, paths every node can read (shared storage)
+    with RowSink(open_writer(out, card.labels, append=resume), card.labels, todo, skipped) as sink:
         if todo:
             connect(address)
             ray.data.DataContext.get_current().enable_progress_bars = False
@@ -119,20 +105,17 @@ def run_on_ray(
             pool = actors or max(gpus, max(1, cpus // 2))
             rows = (
                 ray.data.from_items([{"path": f} for f in todo])
-                .map(partial(prepare_row, model_path=str(model_path), max_duration_s=max_duration_s))
+                .map(partial(prepare_row, model_path=str(model_path), limits=limits))
                 .map_batches(
                     Scorer,
                     fn_constructor_kwargs={"model_path": str(model_path), "use_gpu": gpus > 0},
-                    batch_size=FILES_PER_BATCH,
-                    concurrency=pool,
+                    batch_size=files_per_batch,
+                    compute=ray.data.ActorPoolStrategy(size=pool),
                     num_gpus=1 if gpus else 0,
-                    batch_format="numpy",
+                    batch_format="pyarrow",
                 )
             )
             for row in tqdm(rows.iter_rows(), total=len(todo), unit="file", disable=not progress, desc="classify"):
-                clean = plain_row(row)
-                writer.write(clean)
-                errors += clean["error"] is not None
-    finally:
-        writer.close()
-    return Summary(files=len(todo), errors=errors, skipped=len(files) - len(todo))
+                decoded: Row = json.loads(row["row"])
+                sink.write(decoded)
+    return sink.summary()

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from batch.job import Summary, run
+from batch.job import run
+from batch.output import Summary
 from batch.ray_job import connect, run_on_ray
 from bench.common import RESULTS, markdown_table, wav_clip, write
 from model.runtime import DEFAULT_MODEL_PATH

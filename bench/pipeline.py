@@ -44,7 +44,8 @@ from model.features import (
     pool_bands,
     power_db_bands,
 )
-from model.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, GenreModel, window_inputs
+from model.pipeline import Pipeline
+from model.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, GenreModel
 from training.export import export_onnx
 from training.network import ExportWrapper, GenreNet, NetworkConfig
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     # One thread for numpy's BLAS too: its idle threads spin, and process time counts them.
     threadpool_limits(1)
     model = GenreModel(providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    pipeline = Pipeline(model.front_end)
     clips = [wav_clip(30.0, seed, rate=SAMPLE_RATE, channels=1) for seed in range(args.clips)]
     clip = clips[0]
     waveform = decode(clip).waveform
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     librosa_front = timed(lambda: librosa_front_end(clip), args.repeat)
 
     def pipeline_batched() -> None:
-        inputs = np.concatenate([window_inputs(decode(c).waveform, model.front_end)[1] for c in clips])
+        inputs = np.concatenate([pipeline.prepare(c).inputs for c in clips])
         for i in range(0, len(inputs), 32):
             model.predict(inputs[i : i + 32])
 
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     batch32 = timed(lambda: model.predict(windows), max(1, args.repeat // 2))
 
     def analyse(data: bytes) -> None:
-        model.analyse(decode(data).waveform)
+        pipeline.classify(model, data)
 
     lengths = {}
     for seconds in (10, 30, 60, 120, 300, 600):

@@ -201,14 +201,13 @@ def _decode_ffmpeg(upload: _Upload, target_rate: int | None, max_duration_s: flo
 def decode(
     data: bytes | BinaryIO,
     target_rate: int | None = SAMPLE_RATE,
-    min_duration_s: float = 0.0,
     max_duration_s: float = math.inf,
 ) -> DecodedAudio:
     """An audio file (its bytes, or a seekable binary file), any supported format, rate and channel
     count -> mono waveform at target_rate (None: at the file's own rate). A file is read in place,
     never copied whole into memory.
 
-    Raises AudioError (422: empty, shorter than min_duration_s), UnsupportedAudio (415: not audio
+    Raises AudioError (422: empty), UnsupportedAudio (415: not audio
     in a supported format, rate out of range) or AudioTooLong (413: past max_duration_s), each
     with a message for humans.
     """
@@ -227,8 +226,6 @@ def decode(
             continue
     if audio is None:
         raise UnsupportedAudio(f"the file could not be decoded as audio; supported formats are {FORMATS_FOR_HUMANS}")
-    if audio.duration_s < min_duration_s:
-        raise AudioError(f"audio is {audio.duration_s:.3f} s long; the minimum is {min_duration_s:g} s")
     return audio
 
 

@@ -1,14 +1,12 @@
-"""Running a genre model's ONNX file on audio (numpy + onnxruntime; no torch).
+"""A genre model's ONNX file in an ONNX Runtime session (numpy + onnxruntime; no torch).
 
-One implementation of the front end per model (rebuilt from its card), windowing and
-aggregation, used by the service and the evaluation CLI. The overall probabilities weigh every
-stretch of audio once (`model.windows.coverage_weights`).
+The session, checked against its card; model.pipeline turns audio into its inputs and its
+outputs into answers.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -16,8 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from model.card import IncompatibleModelError, ModelCard, card_path, load_card
-from model.features import FrontEndSettings, model_input, power_db_bands
-from model.windows import DEFAULT_HOP_S, Window, coverage_weights, plan_windows
+from model.features import FrontEndSettings
 
 DEFAULT_MODEL_PATH = Path(__file__).parent / "genre_birnn.onnx"
 # The ONNX file's interface, shared by export, runtime and benchmarks.
@@ -49,35 +46,6 @@ def choose_providers(choice: ProviderChoice, available: list[str] | None = None)
     if choice in ("auto", "cuda") and CUDA in available:
         return [CUDA, CPU]
     return [CPU]
-
-
-@dataclass(frozen=True)
-class ScoredWindow:
-    window: Window
-    probabilities: np.ndarray  # shape = (labels,)
-    attention: np.ndarray  # shape = (window.n_frames,), sums to 1
-
-
-@dataclass(frozen=True)
-class Analysis:
-    probabilities: np.ndarray  # shape = (labels,): the windows', weighed by coverage_weights
-    windows: list[ScoredWindow]
-
-
-def window_inputs(
-    waveform: np.ndarray, settings: FrontEndSettings, hop_s: float = DEFAULT_HOP_S
-) -> tuple[list[Window], np.ndarray]:
-    """Mono waveform at settings.sample_rate -> (windows, inputs of shape = (windows, frames, features))."""
-    grid = power_db_bands(waveform, settings)
-    windows = plan_windows(waveform.shape[0], settings, hop_s)
-    inputs = [model_input(grid[w.start_frame : w.start_frame + w.n_frames], settings) for w in windows]
-    return windows, np.stack(inputs)
-
-
-def aggregate(windows: list[Window], probabilities: np.ndarray, attention: np.ndarray) -> Analysis:
-    scored = [ScoredWindow(w, probabilities[i], attention[i]) for i, w in enumerate(windows)]
-    overall: np.ndarray = coverage_weights(windows) @ probabilities
-    return Analysis(overall, scored)
 
 
 class GenreModel:
@@ -121,8 +89,3 @@ class GenreModel:
         """inputs: shape = (batch, frames, features) -> (probabilities (batch, labels), attention (batch, frames))."""
         probabilities, attention = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: inputs.astype(np.float32)})
         return probabilities, attention
-
-    def analyse(self, waveform: np.ndarray, hop_s: float = DEFAULT_HOP_S) -> Analysis:
-        """A mono waveform at the model's sample rate, at least one STFT frame -> windows and probabilities."""
-        windows, inputs = window_inputs(waveform, self.front_end, hop_s)
-        return aggregate(windows, *self.predict(inputs))

@@ -17,8 +17,6 @@ import numpy as np
 
 from model.features import FrontEndSettings, n_frames
 
-DEFAULT_HOP_S = 15.0  # hop between the analysis windows of long audio
-
 
 @dataclass(frozen=True)
 class Window:
@@ -67,7 +65,7 @@ def window_starts(total_frames: int, window_frames: int, hop_frames: int) -> lis
     return [round(k * last / (n - 1)) for k in range(n)]
 
 
-def plan_windows(n_samples: int, settings: FrontEndSettings, hop_s: float = DEFAULT_HOP_S) -> list[Window]:
+def plan_windows(n_samples: int, settings: FrontEndSettings, hop_s: float) -> list[Window]:
     """The windows over a mono waveform of n_samples at settings.sample_rate (at least one frame).
 
     Every window is the training clip length, except a lone window, which spans the whole audio

@@ -15,7 +15,8 @@ from threadpoolctl import threadpool_info
 from app.config import Settings
 from app.main import create_app
 from model.card import card_path, load_card
-from model.runtime import DEFAULT_MODEL_PATH
+from model.pipeline import WINDOW_HOP_S, Analysis, Limits, Pipeline
+from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from tests.audio import SYNTHETIC_GENRES, encode, synthetic_genre, tone
 from training.data import read_labels
 
@@ -28,6 +29,13 @@ def make_client(**overrides: object) -> TestClient:
     """A TestClient of the app on the shipped model, CPU, one thread, with Settings overrides."""
     settings = Settings.model_validate({"providers": "cpu", "intra_op_threads": 1, **overrides})
     return TestClient(create_app(settings))
+
+
+def analyse(model: GenreModel, waveform: np.ndarray, hop_s: float = WINDOW_HOP_S) -> Analysis:
+    """The pipeline on a mono waveform at the model's rate (no decoding), with the model's session."""
+    pipeline = Pipeline(model.front_end, Limits(hop_s=hop_s))
+    windows, inputs = pipeline.windows(waveform)
+    return pipeline.answer(windows, *model.predict(inputs))
 
 
 def blas_threads() -> list[int]:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio import AudioError, decode, decode_file
+from model.audio import AudioError, decode_file
 from model.features import model_input
+from model.pipeline import Pipeline
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from training.accuracy import summary
 from training.data import (
@@ -48,7 +49,8 @@ def array_predictions(model: GenreModel, grids: list[np.ndarray]) -> np.ndarray:
 
 def upload_prediction(model: GenreModel, data: bytes) -> int:
     """The top label of an audio file's bytes through the service's pipeline: decode, windows, ONNX."""
-    return int(model.analyse(decode(data, model.front_end.sample_rate).waveform).probabilities.argmax())
+    _, analysis = Pipeline(model.front_end).classify(model, data)
+    return int(analysis.probabilities.argmax())
 
 
 def audio_prediction(model: GenreModel, path: Path) -> int:

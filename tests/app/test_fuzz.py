@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import subprocess
 
+import numpy as np
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from model.audio import AudioError, DecodedAudio, decode
+from model.audio import AudioError
+from model.features import DEFAULT_SETTINGS
+from model.pipeline import Limits, Pipeline, PreparedAudio
 from tests.audio import FORMATS, encoded
 
+PIPELINE = Pipeline(DEFAULT_SETTINGS, Limits(max_duration_s=60.0))
 SEEDS = {name: encoded(name, seconds=1.5) for name in FORMATS}
 
 
 def decodes_or_refuses(data: bytes) -> None:
     try:
-        audio = decode(data, min_duration_s=1.0, max_duration_s=60.0)
+        audio = PIPELINE.prepare(data)
     except AudioError as e:
         assert e.status in (413, 415, 422) and str(e)
     else:
-        assert isinstance(audio, DecodedAudio) and audio.waveform.ndim == 1 and audio.duration_s >= 1.0
+        assert isinstance(audio, PreparedAudio) and 1.0 <= audio.duration_s <= 60.0
+        assert audio.inputs.ndim == 3 and np.isfinite(audio.inputs).all()
 
 
 @settings(max_examples=150, deadline=None)

@@ -75,7 +75,7 @@ def test_long_audio_is_windowed_and_aggregated(client: TestClient) -> None:
     expected_starts = [k * 746 / 5 for k in range(6)]
     assert [s["start_s"] / FRAME_HOP_SECONDS for s in segments] == pytest.approx(expected_starts, abs=0.51)
     assert segments[-1]["end_s"] == pytest.approx(95.0, abs=0.1)
-    windows = plan_windows(95 * 22050, DEFAULT_SETTINGS)
+    windows = plan_windows(95 * 22050, DEFAULT_SETTINGS, 15.0)
     weights = coverage_weights(windows)
     by_genre = np.array(
         [[{x["genre"]: x["probability"] for x in s["genres"]}[g] for g in SHIPPED_LABELS] for s in segments]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import pytest
 
 from batch.cli import main
 from batch.output import columns, read_rows
-from model.audio import decode_file
+from model.pipeline import Pipeline
 from model.runtime import GenreModel
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SHIPPED_LABELS
 
 
 def classify(*args: str) -> int:
@@ -34,7 +35,7 @@ def test_every_file_gets_a_row(library: Path, tmp_path: Path, suffix: str) -> No
         assert row["error"] in (None, "") and probabilities.sum() == pytest.approx(1.0, abs=1e-4)
         assert row["top_genre"] == model.labels[int(probabilities.argmax())]
     assert "could not be decoded as audio" in rows["broken.mp3"]["error"]
-    assert "shorter than one analysis frame" in rows["tiny.wav"]["error"]
+    assert "the minimum is 1 s" in rows["tiny.wav"]["error"]  # the service's own limit
     assert float(rows["b.flac"]["duration_s"]) == pytest.approx(35.0, abs=0.01)
 
 
@@ -43,7 +44,8 @@ def test_rows_are_the_services_answers(library: Path, tmp_path: Path) -> None:
     classify(str(library / "album" / "b.flac"), "--out", str(out))
     [row] = read_rows(out)
     model = GenreModel(providers="cpu")
-    expected = model.analyse(decode_file(library / "album" / "b.flac").waveform).probabilities
+    _, analysis = Pipeline(model.front_end).classify(model, library / "album" / "b.flac")
+    expected = analysis.probabilities
     np.testing.assert_allclose([row[label] for label in model.labels], expected, atol=1e-5)
 
 
@@ -75,3 +77,46 @@ def test_the_command_line_reports_and_refuses_clearly(library: Path, tmp_path: P
     )
     assert bad.returncode == 2 and "must end in .jsonl, .csv, .parquet" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_limits_are_the_services_and_can_be_moved(library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "genres.jsonl"
+    assert classify(str(library), "--out", str(out), "--max-duration-s", "20", "--min-duration-s", "0.1") == 0
+    rows = {Path(r["path"]).name: r for r in read_rows(out)}
+    assert rows["b.flac"]["error"].startswith("audio is longer than the maximum of 20 s")
+    assert "the minimum is 0.1 s" in rows["tiny.wav"]["error"]
+    hop = tmp_path / "hop.jsonl"
+    assert classify(str(library / "album" / "b.flac"), "--out", str(hop), "--hop-s", "4") == 0
+    assert [r["error"] for r in read_rows(hop)] == [None]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--min-duration-s", "0.01"], "one STFT frame"),
+        (["--hop-s", "45"], "30 s window"),
+        (["--min-duration-s", "5", "--max-duration-s", "2"], "not exceed the maximum"),
+        (["--actors", "-1"], "must not be negative"),
+    ],
+)
+def test_limits_the_model_cannot_serve_are_refused_before_any_work(
+    library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    out = tmp_path / "genres.jsonl"
+    assert classify(str(library), "--out", str(out), *option) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_a_broken_row_stops_the_job_with_status_1(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def empty_rows(path: str) -> dict[str, object]:  # what Ray Data's NaN errors used to make
+        return {key: None for key in columns(list(SHIPPED_LABELS))} | {"path": path}
+
+    monkeypatch.setattr("batch.job.classify_file", empty_rows)
+    monkeypatch.setattr("batch.job._start_worker", lambda *_: None)
+    monkeypatch.setattr("batch.job.ProcessPoolExecutor", ThreadPoolExecutor)  # patched code runs here
+    out = tmp_path / "genres.jsonl"
+    assert classify(str(library), "--out", str(out)) == 1
+    assert "neither an error nor a top genre" in capsys.readouterr().err
+    assert out.read_text() == ""

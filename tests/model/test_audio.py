@@ -13,7 +13,7 @@ import soundfile as sf
 
 from model import features as F
 from model.audio import AudioError, AudioTooLong, UnsupportedAudio, decode
-from tests.audio import FFMPEG_FORMATS, FORMATS, SNDFILE_FORMATS, encode, encoded, music_like
+from tests.audio import FFMPEG_FORMATS, FORMATS, SNDFILE_FORMATS, encoded, music_like
 from training.degrade import encode_ffmpeg
 
 LOSSLESS = {"wav", "wav_float", "flac", "aiff", "mka_flac"}
@@ -101,16 +101,10 @@ def test_the_duration_limit_holds_while_decoding_ffmpeg_formats() -> None:
 )
 def test_failures_are_human_messages(data: bytes, error: type[AudioError], words: str) -> None:
     with pytest.raises(error) as caught:
-        decode(data, min_duration_s=1.0)
+        decode(data)
     message = str(caught.value)
     assert words in message
     assert "0x" not in message and "<" not in message and "Errno" not in message  # no reprs, no C errors
-
-
-def test_too_short_is_422_with_the_duration() -> None:
-    with pytest.raises(AudioError, match=r"0\.500 s long; the minimum is 1 s") as caught:
-        decode(encode(music_like(0.5, 22050), 22050), min_duration_s=1.0)
-    assert caught.value.status == 422
 
 
 @pytest.mark.parametrize("name", ["mp3", "mp3_lame", "m4a", "webm", "flac", "ogg"])

@@ -74,6 +74,6 @@ def test_window_timing_follows_the_front_end() -> None:
 
 
 def test_a_short_clip_is_one_shorter_window_ending_with_the_audio() -> None:
-    [w] = plan_windows(int(2.5 * SAMPLE_RATE), DEFAULT_SETTINGS)
+    [w] = plan_windows(int(2.5 * SAMPLE_RATE), DEFAULT_SETTINGS, 15.0)
     assert (w.start_frame, w.n_frames) == (0, 1 + (int(2.5 * SAMPLE_RATE) - 2048) // 1920)
     assert w.end_s <= 2.5

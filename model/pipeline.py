@@ -1,0 +1,127 @@
+"""Audio -> prepared windows -> the answer: the one pipeline behind every interface.
+
+    pipeline = Pipeline(model.front_end)                  # limits checked against the model's card
+    prepared = pipeline.prepare(upload)                   # decode, resample, windows, front end
+    analysis = pipeline.answer(prepared.windows, *model.predict(prepared.inputs))
+
+The service, the Open Inference route, Ray Serve, the `genre` job on both engines, evaluation
+and the benchmarks all go through it; only where the model's outputs come from differs (a
+batching engine, an actor pool, a plain session). The defaults below are everyone's defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from model.audio import AudioError, decode, decode_file
+from model.features import FrontEndSettings, model_input, power_db_bands
+from model.runtime import Predictor
+from model.windows import Window, coverage_weights, plan_windows
+
+WINDOW_HOP_S = 15.0  # the longest hop between the 30 s analysis windows of long audio
+MIN_DURATION_S = 1.0  # shorter audio is refused
+MAX_DURATION_S = 20 * 60.0  # longer audio is refused (it is decoded whole into memory)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What audio a pipeline accepts, and how it spaces its windows."""
+
+    hop_s: float = WINDOW_HOP_S
+    min_duration_s: float = MIN_DURATION_S
+    max_duration_s: float = MAX_DURATION_S
+
+    def __post_init__(self) -> None:
+        """The rules of any model (Pipeline adds its front end's); raises ValueError."""
+        if not 0 < self.min_duration_s <= self.max_duration_s:
+            raise ValueError("the minimum duration must be above 0 and not exceed the maximum")
+        if self.hop_s <= 0:
+            raise ValueError("the window hop must be above 0")
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """An upload, decoded and through the front end: everything inference needs."""
+
+    windows: list[Window]
+    inputs: np.ndarray  # shape = (windows, frames, features), float32
+    duration_s: float  # of the source
+    sample_rate: int  # of the source
+    channels: int  # of the source
+
+
+@dataclass(frozen=True)
+class ScoredWindow:
+    window: Window
+    probabilities: np.ndarray  # shape = (labels,)
+    attention: np.ndarray  # shape = (window.n_frames,), sums to 1
+
+
+@dataclass(frozen=True)
+class Analysis:
+    probabilities: np.ndarray  # shape = (labels,): the windows', weighed by coverage_weights
+    windows: list[ScoredWindow]
+
+
+class Pipeline:
+    """The front end of one model (rebuilt from its card) with the limits it serves under."""
+
+    def __init__(self, front_end: FrontEndSettings, limits: Limits | None = None) -> None:
+        """Raises ValueError where the limits do not fit this model's front end."""
+        limits = limits or Limits()
+        frame_s = front_end.n_fft / front_end.sample_rate
+        if limits.min_duration_s < frame_s:
+            raise ValueError(f"the minimum duration must cover one STFT frame of the model ({frame_s:.3f} s)")
+        if limits.hop_s > front_end.clip_seconds:
+            raise ValueError(f"the window hop must not exceed the model's {front_end.clip_seconds:g} s window")
+        self.front_end = front_end
+        self.limits = limits
+
+    def prepare(self, source: bytes | BinaryIO | Path) -> PreparedAudio:
+        """An audio file (bytes, an open binary file, or a path) -> its windows' model inputs.
+
+        Raises model.audio.AudioError (with its HTTP status) for audio this pipeline refuses, and
+        OSError for a path that cannot be read.
+        """
+        limits = self.limits
+        if isinstance(source, Path):
+            audio = decode_file(source, self.front_end.sample_rate, limits.max_duration_s)
+        else:
+            audio = decode(source, self.front_end.sample_rate, max_duration_s=limits.max_duration_s)
+        # The one-frame rule, in samples at the model's rate: what the front end really needs.
+        if audio.duration_s < limits.min_duration_s or len(audio.waveform) < self.front_end.n_fft:
+            raise AudioError(f"audio is {audio.duration_s:.3f} s long; the minimum is {limits.min_duration_s:g} s")
+        windows, inputs = self.windows(audio.waveform)
+        return PreparedAudio(windows, inputs, audio.duration_s, audio.sample_rate, audio.channels)
+
+    def windows(self, waveform: np.ndarray) -> tuple[list[Window], np.ndarray]:
+        """Mono waveform at the model's rate, at least one frame -> (windows, inputs of shape =
+        (windows, frames, features))."""
+        grid = power_db_bands(waveform, self.front_end)
+        windows = plan_windows(waveform.shape[0], self.front_end, self.limits.hop_s)
+        inputs = [model_input(grid[w.start_frame : w.start_frame + w.n_frames], self.front_end) for w in windows]
+        return windows, np.stack(inputs).astype(np.float32, copy=False)
+
+    def silence(self) -> np.ndarray:
+        """The inputs of the shortest audio accepted, silent: a warm-up batch."""
+        n = math.ceil(self.limits.min_duration_s * self.front_end.sample_rate)
+        return self.windows(np.zeros(n, dtype=np.float32))[1]
+
+    def classify(self, model: Predictor, source: bytes | BinaryIO | Path) -> tuple[PreparedAudio, Analysis]:
+        """prepare, predict and answer in one call, with the model's own session."""
+        prepared = self.prepare(source)
+        return prepared, self.answer(prepared.windows, *model.predict(prepared.inputs))
+
+    @staticmethod
+    def answer(windows: list[Window], probabilities: np.ndarray, attention: np.ndarray) -> Analysis:
+        """The windows' outputs ((windows, labels), (windows, frames)) -> per window and overall."""
+        if probabilities.shape[0] != len(windows) or attention.shape[0] != len(windows):
+            raise ValueError(f"{len(windows)} windows, but outputs for {probabilities.shape[0]}")
+        scored = [ScoredWindow(w, probabilities[i], attention[i]) for i, w in enumerate(windows)]
+        overall: np.ndarray = coverage_weights(windows) @ probabilities
+        return Analysis(overall, scored)

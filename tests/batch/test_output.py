@@ -1,0 +1,139 @@
+"""Rows and their files: the one-row rule is enforced where rows are written, and every format
+survives an interrupted run (a torn last line, Parquet parts left by a kill)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batch.output import (
+    JobError,
+    RowSink,
+    columns,
+    done_paths,
+    error_row,
+    open_writer,
+    part_files,
+    read_rows,
+    row_problem,
+)
+
+LABELS = ["a", "b", "c"]
+
+
+def answer(path: str, probabilities: tuple[float, float, float] = (0.2, 0.7, 0.1)) -> dict[str, object]:
+    top = LABELS[max(range(3), key=probabilities.__getitem__)]
+    return {
+        "path": path,
+        "top_genre": top,
+        **dict(zip(LABELS, probabilities, strict=True)),
+        "duration_s": 3.5,
+        "error": None,
+    }
+
+
+def test_a_full_answer_and_a_full_error_keep_the_rule() -> None:
+    assert row_problem(answer("x"), LABELS) is None
+    assert row_problem(error_row("x", LABELS, "not audio"), LABELS) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"top_genre": None}, "neither an error nor a top genre"),  # the empty row Ray Data used to give
+        ({"error": "late"}, "both an error and an answer"),
+        ({"error": float("nan")}, "not a message"),  # a NaN that crossed Ray Data for None
+        ({"a": None}, "not a distribution"),
+        ({"a": 0.5}, "not a distribution"),
+        ({"top_genre": "a"}, "not its most probable label"),
+        ({"duration_s": float("nan")}, "its duration"),
+        ({"duration_s": None}, "its duration"),
+    ],
+)
+def test_a_row_that_breaks_the_rule_is_named(change: dict[str, object], problem: str) -> None:
+    assert problem in (row_problem({**answer("x"), **change}, LABELS) or "")
+
+
+def test_an_empty_row_and_a_row_of_other_columns_are_named() -> None:
+    empty = {key: None for key in columns(LABELS)}
+    assert "neither" in (row_problem(empty, LABELS) or "")
+    assert "columns" in (row_problem({**answer("x"), "extra": 1}, LABELS) or "")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_the_sink_stops_at_a_broken_row_and_keeps_the_good_ones(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"rows{suffix}"
+    with pytest.raises(JobError, match=r"'y'.*neither an error nor a top genre.*after 1 good row"):  # noqa: SIM117
+        with RowSink(open_writer(out, LABELS, append=False), LABELS, ["x", "y"], 0) as sink:
+            sink.write(answer("x"))
+            sink.write({**answer("y"), "top_genre": None})
+    assert [r["path"] for r in read_rows(out)] == ["x"]
+
+
+def test_the_sink_refuses_a_second_row_for_a_file_and_a_stranger(tmp_path: Path) -> None:
+    with RowSink(open_writer(tmp_path / "r.jsonl", LABELS, append=False), LABELS, ["x", "y"], 0) as sink:
+        sink.write(answer("x"))
+        with pytest.raises(JobError, match="second row"):
+            sink.write(answer("x"))
+        with pytest.raises(JobError, match="not a file of this job"):
+            sink.write(answer("z"))
+        sink.write(error_row("y", LABELS, "not audio"))
+    assert sink.summary().files == 2 and sink.summary().errors == 1
+
+
+def test_the_sink_fails_loudly_when_a_file_got_no_row(tmp_path: Path) -> None:
+    with pytest.raises(JobError, match=r"1 file\(s\) got no row \(for example 'y'\).*--resume"):  # noqa: SIM117
+        with RowSink(open_writer(tmp_path / "r.csv", LABELS, append=False), LABELS, ["x", "y"], 0) as sink:
+            sink.write(answer("x"))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_torn_last_line_is_dropped_on_resume(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"rows{suffix}"
+    with RowSink(open_writer(out, LABELS, append=False), LABELS, ["x", "y"], 0) as sink:
+        sink.write(answer("x"))
+        sink.write(answer("y"))
+    whole = out.read_bytes()
+    out.write_bytes(whole[: len(whole) - 9])  # a kill in the middle of y's line
+    assert done_paths(out) == {"x"}
+    assert out.read_bytes() == whole[: whole.index(b"\n", whole.index(b"x")) + 1]
+    with RowSink(open_writer(out, LABELS, append=True), LABELS, ["y"], 1) as sink:
+        sink.write(answer("y", (0.1, 0.1, 0.8)))
+    rows = list(read_rows(out))
+    assert [r["path"] for r in rows] == ["x", "y"] and float(rows[1]["c"]) == pytest.approx(0.8)
+
+
+def test_parquet_parts_left_by_a_kill_are_resumed_into_one_readable_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("batch.output.ROWS_PER_PART", 2)
+    out = tmp_path / "rows.parquet"
+    killed = open_writer(out, LABELS, append=False)
+    for path in "pqrst":
+        killed.write(answer(path))
+    # Killed here: never closed. Two whole parts of two rows; 't' was only in memory.
+    (out.parent / "rows.parquet.parts" / "part-000002.unfinished").write_bytes(b"PAR1 torn")
+    assert not out.exists() and len(part_files(out)) == 2
+    assert done_paths(out) == {"p", "q", "r", "s"}
+    with RowSink(open_writer(out, LABELS, append=True), LABELS, ["t", "u"], 4) as sink:
+        sink.write(answer("t"))
+        sink.write(error_row("u", LABELS, "not audio"))
+    assert [r["path"] for r in read_rows(out)] == ["p", "q", "r", "s", "t", "u"]
+    assert not (out.parent / "rows.parquet.parts").exists()
+
+
+def test_a_parquet_merge_interrupted_after_the_replace_keeps_each_file_once(tmp_path: Path) -> None:
+    out = tmp_path / "rows.parquet"
+    with RowSink(open_writer(out, LABELS, append=False), LABELS, ["p", "q"], 0) as sink:
+        sink.write(answer("p"))
+        sink.write(answer("q"))
+    # As if killed between replacing the output and removing the parts: q is in both.
+    parts = open_writer(tmp_path / "other.parquet", LABELS, append=False)
+    parts.write(answer("q"))
+    parts._flush()  # type: ignore[attr-defined]
+    (tmp_path / "other.parquet.parts").rename(tmp_path / "rows.parquet.parts")
+    assert done_paths(out) == {"p", "q"}
+    with RowSink(open_writer(out, LABELS, append=True), LABELS, ["r"], 2) as sink:
+        sink.write(answer("r"))
+    assert [r["path"] for r in read_rows(out)] == ["p", "q", "r"]
