@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import TypeVar
 
 import numpy as np
@@ -19,25 +15,9 @@ import soundfile as sf
 T = TypeVar("T")
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_1_2_0 = "197da05"  # the last commit of model 1.2.0 and its front end: the speed reference
-MODEL_1_2_0_CARD = "a42b2a1"  # model 1.2.0's ONNX file with its card in today's format
-
-
-def file_from_git(commit: str, path: str) -> bytes:
-    """A file as it was at `commit` (needs the git history of the checkout)."""
-    return subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, check=True).stdout
-
-
-def module_from_git(commit: str, path: str, name: str) -> ModuleType:
-    """A self-contained Python module as it was at `commit`, imported under `name`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / f"{name}.py"
-        file.write_bytes(file_from_git(commit, path))
-        spec = importlib.util.spec_from_file_location(name, file)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
+# The speed reference: model 1.2.0 (four networks, git a42b2a1) with its card in today's format,
+# kept as a file so that a shallow clone can time against it (make export, bench.pipeline).
+REFERENCE_MODEL = Path(__file__).parent / "reference" / "genre_birnn_1.2.0.onnx"
 
 
 def wav_clip(seconds: float, seed: int = 0, rate: int = 44100, channels: int = 2) -> bytes:

@@ -6,10 +6,9 @@ Measured in one run on the same clips (30 s WAVs in GTZAN's format, 22.05 kHz mo
 reported as ratios:
 - stages per 30 s clip: decode, front end, inference (batch 1); and decoding a CD-format
   (44.1 kHz stereo) clip, which adds downmixing and resampling;
-- decode + resample + front end of that CD-format clip against model 1.2.0's front end, loaded
-  from git history (`bench.common.MODEL_1_2_0`);
-- inference per 30 s window (batch 1, one thread) against model 1.2.0's ONNX file, from git
-  history too (`bench.common.MODEL_1_2_0_CARD`): four networks then;
+- the CD-format clip end to end: decode, resample, front end and inference;
+- inference per 30 s window (batch 1, one thread) against model 1.2.0's ONNX file
+  (`bench.common.REFERENCE_MODEL`): four networks then;
 - the pipeline (decode + resample + front end + ONNX Runtime) against the same network in eager
   PyTorch, and against a librosa front end (librosa.load + librosa.stft);
 - audio seconds per CPU second with batched inference;
@@ -32,7 +31,7 @@ import onnxruntime as ort
 import torch
 from threadpoolctl import threadpool_limits
 
-from bench.common import MODEL_1_2_0, MODEL_1_2_0_CARD, file_from_git, module_from_git, timed, wav_clip, write
+from bench.common import REFERENCE_MODEL, timed, wav_clip, write
 from model.audio import decode
 from model.card import card_path, load_card
 from model.features import (
@@ -86,20 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     total_cpu = sum(cpu for _, cpu in stages.values())
     stages["decode_and_resample_cd_format"] = timed(lambda: decode(cd_clip), args.repeat)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "genre_birnn.onnx"
-        path.write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.onnx"))
-        card_path(path).write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.json"))
-        model_1_2_0 = GenreModel(path, providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    cd_end_to_end = timed(lambda: pipeline.classify(model, cd_clip), args.repeat)
+    model_1_2_0 = GenreModel(REFERENCE_MODEL, providers="cpu", intra_op_threads=1, inter_op_threads=1)
     x_1_2_0 = model_input(power_db_bands(waveform, model_1_2_0.front_end), model_1_2_0.front_end)[None]
     inference_1_2_0 = timed(lambda: model_1_2_0.predict(x_1_2_0), args.repeat)
-    old = module_from_git(MODEL_1_2_0, "model/features.py", "features_1_2_0")
-    cd_front = {
-        "now": timed(lambda: model_input(power_db_bands(decode(cd_clip).waveform)), args.repeat),
-        "1.2.0": timed(
-            lambda: old.model_input(old.power_db_bands(old.to_mono(*old.load_audio(io.BytesIO(cd_clip))))), args.repeat
-        ),
-    }
 
     torch_model = shipped_architecture()
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,8 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         "audio_s_per_cpu_s_batch1": round(30.0 / total_cpu, 1),
         "audio_s_per_cpu_s_batched": round(30.0 * args.clips / batched[1], 1),
         "inference_ms": {"onnxruntime": round(1000 * onnx_time[0], 3), "torch_eager": round(1000 * torch_time[0], 3)},
-        "cd_format_front_end_cpu_ms": {k: round(1000 * cpu, 3) for k, (_, cpu) in cd_front.items()},
-        "cd_format_front_end_1_2_0_over_now": round(cd_front["1.2.0"][1] / cd_front["now"][1], 2),
+        "cd_format_end_to_end_cpu_ms": round(1000 * cd_end_to_end[1], 3),
         "inference_cpu_ms_1_2_0": round(1000 * inference_1_2_0[1], 3),
         "inference_1_2_0_over_now": round(inference_1_2_0[1] / stages["inference"][1], 2),
         "torch_over_onnx": round(torch_time[0] / onnx_time[0], 2),
@@ -160,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         *(f"| {k} (CPU ms per 30 s clip) | {v} |" for k, v in stages_cpu_ms.items()),
         f"| audio seconds per CPU second, batch 1 | {result['audio_s_per_cpu_s_batch1']} |",
         f"| audio seconds per CPU second, batched | {result['audio_s_per_cpu_s_batched']} |",
-        f"| 44.1 kHz stereo 30 s, decode + resample + front end: 1.2.0's CPU time / now | "
-        f"{result['cd_format_front_end_1_2_0_over_now']}x |",
+        f"| 44.1 kHz stereo 30 s end to end (decode, resample, front end, inference), CPU ms | "
+        f"{result['cd_format_end_to_end_cpu_ms']} |",
         f"| inference per 30 s window, batch 1: 1.2.0's CPU time / now | {result['inference_1_2_0_over_now']}x |",
         f"| eager PyTorch / ONNX Runtime inference time | {result['torch_over_onnx']}x |",
         f"| librosa load+STFT / our decode+resample+front end | {result['librosa_over_ours']}x |",

@@ -5,7 +5,6 @@ Both are validated when read back, so export never trusts a dict of whatever a r
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import os
 import platform
@@ -46,59 +45,6 @@ class Checkpoint(BaseModel):
         net = GenreNet(meta.network)
         net.load_state_dict(state["model"])
         return meta, net.eval()
-
-
-class Pretrained(BaseModel):
-    """pretrained.pt of training.pretrain: a network's weights but its classifier's, which a
-    labelled run (training.train --init) trains for its own labels."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    network: NetworkConfig  # n_classes aside, what a run starting from it must build
-    front_end: FrontEndSettings
-    config: dict[str, Any]  # the pretraining's PretrainConfig
-    tracks: int
-    seconds_of_music: float
-    train_seconds: float
-    final_loss: float  # NT-Xent of the last batch (log(2B - 1) is chance)
-    packages: dict[str, str]
-
-    def portable(self) -> dict[str, Any]:
-        """What a run that starts from these weights records of them: all but paths and the network."""
-        config = {k: v for k, v in self.config.items() if k not in ("music", "out", "network")}
-        return self.model_dump(mode="json", exclude={"network", "front_end"}) | {"config": config}
-
-    def save(self, net: GenreNet, path: Path) -> None:
-        weights = {k: v for k, v in net.state_dict().items() if not k.startswith(CLASSIFIER)}
-        torch.save({"meta": self.model_dump(mode="json"), "model": weights}, path)
-
-    @staticmethod
-    def load(path: Path) -> tuple[Pretrained, GenreNet]:
-        """The pretraining's metadata and its network (an untrained classifier), in eval mode."""
-        meta, weights = Pretrained._read(path)
-        net = GenreNet(meta.network)
-        meta._restore(path, weights, net)
-        return meta, net.eval()
-
-    @staticmethod
-    def load_into(path: Path, net: GenreNet) -> Pretrained:
-        """The weights of `path` into `net`, whose classifier keeps its own; raises ValueError if
-        `net` is not the pretrained network (its n_classes aside)."""
-        meta, weights = Pretrained._read(path)
-        meta._restore(path, weights, net)
-        return meta
-
-    @staticmethod
-    def _read(path: Path) -> tuple[Pretrained, dict[str, torch.Tensor]]:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return Pretrained.model_validate(state["meta"]), state["model"]
-
-    def _restore(self, path: Path, weights: dict[str, torch.Tensor], net: GenreNet) -> None:
-        if dataclasses.replace(self.network, n_classes=net.config.n_classes) != net.config:
-            raise ValueError(f"{path} is of another network ({self.network}) than this run's ({net.config})")
-        missing, unexpected = net.load_state_dict(weights, strict=False)
-        if unexpected or any(not k.startswith(CLASSIFIER) for k in missing):
-            raise ValueError(f"{path} does not hold this network's weights")
 
 
 class TrainState(BaseModel):
@@ -173,7 +119,7 @@ def package_versions(packages: Sequence[str]) -> dict[str, str]:
     return {"python": platform.python_version(), **{p: importlib.metadata.version(p) for p in packages}}
 
 
-MACHINE_PATHS = ("data", "out", "audio_folder", "teachers", "init")  # TrainConfig's fields that are paths
+MACHINE_PATHS = ("data", "out", "audio_folder")  # TrainConfig's fields that are paths
 
 
 class RunReport(BaseModel):
@@ -200,13 +146,10 @@ class RunReport(BaseModel):
     network: NetworkConfig
     config: dict[str, Any]  # the run's TrainConfig, paths included (a local file)
     packages: dict[str, str] = {}  # package_versions() of the run (none in reports before 2.1.3)
-    pretrained: dict[str, Any] | None = None  # Pretrained.portable() of the --init weights, if any
 
     def portable_config(self) -> dict[str, Any]:
-        """The config without machine paths or the network (recorded on its own), for the card;
-        with what the network started from if it was pretrained (--init is a path)."""
-        config = {k: v for k, v in self.config.items() if k not in (*MACHINE_PATHS, "network")}
-        return config | ({"pretrained": self.pretrained} if self.pretrained else {})
+        """The config without machine paths or the network (recorded on its own), for the card."""
+        return {k: v for k, v in self.config.items() if k not in (*MACHINE_PATHS, "network")}
 
 
 class AudioFigures(BaseModel):

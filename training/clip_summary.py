@@ -8,7 +8,7 @@ gradient) gives log-probabilities that the shipped file adds to the network's, w
 (training.network.ExportWrapper): log p = log p_network + w log p_summary.
 
 Out of fold on the recipe's five artist-disjoint folds this lifted model 2.0 from 0.620 to 0.656
-(training/results/probes.json; the CV in training/results/cv.json measures the shipped recipe).
+(docs/experiments.md; training/inputs/cv.json measures the shipped recipe).
 Everything here is made of ONNX-exportable ops, for any window of one frame or more.
 """
 

@@ -17,9 +17,9 @@ Config = TypeVar("Config")
 
 
 def parse_config(config_type: type[Config], argv: list[str] | None, description: str | None) -> Config:
-    """config_type built from argv: `--name VALUE` per field (`--no-name` for booleans, a list
-    field `names` as a repeated `--name VALUE`, a field typed Path as a path), `--nested.name
-    VALUE` for a nested dataclass's. A ValueError of the config's own checks is a usage error."""
+    """config_type built from argv: `--name VALUE` per field (`--no-name` for booleans, a field
+    typed Path as a path), `--nested.name VALUE` for a nested dataclass's. A ValueError of the
+    config's own checks is a usage error."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = config_type()
     nested_names = []
@@ -31,8 +31,6 @@ def parse_config(config_type: type[Config], argv: list[str] | None, description:
             if dataclasses.is_dataclass(value):
                 nested_names.append(f.name)
                 add(f"{prefix}{f.name}.", value)
-            elif isinstance(value, list):  # e.g. --teacher RUN, repeated, for `teachers`
-                parser.add_argument(flag[:-1], dest=prefix + f.name, type=Path, action="append", default=[])
             elif isinstance(value, bool):
                 parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction, default=value)
             else:

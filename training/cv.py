@@ -1,7 +1,7 @@
 """Pool a recipe's cross-validation folds into its out-of-fold figures and calibration.
 
     python -m training.train --data DIR --cv-fold K --out runs/cv/foldK      (K = 0 .. 4; `make cv`)
-    python -m training.cv --data DIR --run runs/cv/fold0 ... --out training/results/cv.json
+    python -m training.cv --data DIR --run runs/cv/fold0 ... --out training/inputs/cv.json
 
 Each fold's run learnt from the other folds (training.folds: artist-disjoint) and kept its last
 epoch, so no figure here was chosen by the clips it is measured on. Each fold's summary head

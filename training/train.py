@@ -17,7 +17,6 @@ labels) and writes a report (its figures against two baselines, confusion matrix
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model.features import DEFAULT_SETTINGS
-from training.artifacts import WEIGHT_PACKAGES, Checkpoint, Pretrained, RunReport, TrainState, package_versions
+from training.artifacts import WEIGHT_PACKAGES, Checkpoint, RunReport, TrainState, package_versions
 from training.augment import AugmentConfig, augment
 from training.config_flags import config_to_json, parse_config
 from training.data import (
@@ -71,20 +70,11 @@ class TrainConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.1
     mixup: float = 0.2  # Beta(a, a) mixing of pairs of clips; 0 = off
-    teachers: list[Path] = field(default_factory=list)  # runs to distil (--teacher RUN, repeated)
-    distill: float = 0.0  # the teachers' share of the loss; above 0 exactly when there are teachers
-    init: Path | None = None  # pretrained.pt of training.pretrain: the start of all but the classifier
     max_train_clips: int = 0  # 0 = all; small values make quick CI runs
     threads: int = 2
     resume: bool = False  # continue from out/train_state.pt if there is one (how to run, not what: not in to_dict)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.distill < 1:
-            raise ValueError(f"--distill is a share of the loss in [0, 1), not {self.distill}")
-        if bool(self.teachers) != (self.distill > 0):
-            raise ValueError("distillation needs both --teacher RUN and a --distill share above 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON types only (paths as strings), for checkpoints and reports."""
@@ -145,22 +135,6 @@ def run_data(cfg: TrainConfig, rng: np.random.Generator) -> RunData:
     return data
 
 
-def load_teachers(cfg: TrainConfig, data: RunData) -> list[GenreNet]:
-    """The networks of the --teacher runs, checked against this run's labels, front end and watched clips."""
-    teachers = []
-    for run in cfg.teachers:
-        report = RunReport.model_validate_json((run / "report.json").read_text())
-        if report.labels != data.labels:
-            raise DataError(f"teacher {run} has the labels {report.labels}, this run {data.labels}")
-        if not set(data.valid.ids) <= set(report.valid_ids):
-            raise DataError(f"teacher {run} learnt from clips this run watches: it would leak them")
-        checkpoint, net = Checkpoint.load(run / "checkpoint.pt")
-        if checkpoint.front_end != DEFAULT_SETTINGS:
-            raise DataError(f"teacher {run} reads another front end's features")
-        teachers.append(net)  # Checkpoint.load gives it in eval mode
-    return teachers
-
-
 def get_batch(
     train_set: Split, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, torch.Tensor]:
@@ -184,12 +158,10 @@ def batch_loss(
     y: torch.Tensor,
     loss_fn: nn.Module,
     cfg: TrainConfig,
-    teachers: list[GenreNet],
     rng: np.random.Generator,
 ) -> torch.Tensor:
     """The loss of a batch: cross-entropy with its labels, of random pairs mixed up when mixup > 0
-    (Beta(mixup, mixup) weights). With teachers, (1 - distill) of it plus distill of the
-    cross-entropy with the teachers' mean probability on the very same (augmented, mixed) inputs."""
+    (Beta(mixup, mixup) weights)."""
     if cfg.mixup <= 0:
         inputs = torch.from_numpy(x)
         logits, _ = net(inputs)
@@ -199,12 +171,7 @@ def batch_loss(
         inputs = torch.from_numpy(lam * x + (1 - lam) * x[perm])
         logits, _ = net(inputs)
         loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
-    if not teachers:
-        return loss
-    with torch.no_grad():
-        taught = torch.stack([torch.softmax(teacher(inputs)[0], dim=1) for teacher in teachers]).mean(0)
-    distilled: torch.Tensor = (1 - cfg.distill) * loss + cfg.distill * nn.functional.cross_entropy(logits, taught)
-    return distilled
+    return loss
 
 
 def train(cfg: TrainConfig) -> RunReport:
@@ -221,16 +188,8 @@ def train(cfg: TrainConfig) -> RunReport:
         f" (+{len(data.valid_audio)} as audio); {len(data.skipped)} files skipped"
     )
 
-    teachers = load_teachers(cfg, data)
     network = dataclasses.replace(cfg.network, n_classes=len(data.labels))
     net = GenreNet(network)
-    pretrained = None
-    if cfg.init is not None:
-        try:
-            pretrained = Pretrained.load_into(cfg.init, net)
-        except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as e:
-            raise DataError(f"--init {cfg.init}: {e}") from None
-        print(f"starts from {cfg.init}: pretrained on {pretrained.seconds_of_music / 3600:.1f} h of music")
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     # OneCycle needs a few steps in each phase: a tiny folder's run stops partway through a longer one.
@@ -276,7 +235,7 @@ def train(cfg: TrainConfig) -> RunReport:
         order = rng.permutation(len(train_set))
         for i in range(0, len(order), cfg.batch_size):
             x, y = get_batch(train_set, order[i : i + cfg.batch_size], cfg, rng)
-            loss = batch_loss(net, x, y, loss_fn, cfg, teachers, rng)
+            loss = batch_loss(net, x, y, loss_fn, cfg, rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -318,7 +277,6 @@ def train(cfg: TrainConfig) -> RunReport:
             "network": network,
             "config": cfg.to_dict(),
             "packages": package_versions(WEIGHT_PACKAGES),
-            "pretrained": pretrained.portable() if pretrained else None,
         }
     )
     (cfg.out / "report.json").write_text(report.model_dump_json(indent=2))

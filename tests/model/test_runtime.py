@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.common import MODEL_1_2_0_CARD, file_from_git
+from bench.common import REFERENCE_MODEL
 from model.card import IncompatibleModelError, card_path, load_card
 from model.features import SAMPLE_RATE, FrontEndSettings, model_input, to_mono
 from model.runtime import CPU, CUDA, DEFAULT_MODEL_PATH, GenreModel, choose_providers
@@ -19,7 +20,7 @@ from training.artifacts import CvReport
 from training.data import gtzan_labels
 from training.evaluate import evaluate
 
-CV_REPORT = ROOT / "training" / "results" / "cv.json"
+CV_REPORT = ROOT / "training" / "inputs" / "cv.json"
 
 
 def test_provider_choice_falls_back_to_cpu() -> None:
@@ -52,14 +53,11 @@ def test_shipped_card_matches_this_front_end_and_model_file(gtzan: Path) -> None
     assert "/tmp/" not in text and "/work/" not in text and "/home/" not in text  # no machine paths
 
 
-def test_model_1_2_0_still_gives_the_outputs_it_gave_when_shipped(tmp_path: Path) -> None:
-    """Model 1.2.0 from git history, whose card predates the floor and log-band statistics: its card
+def test_model_1_2_0_still_gives_the_outputs_it_gave_when_shipped() -> None:
+    """Model 1.2.0 (the speed reference file), whose card predates the floor and log-band statistics: its card
     rebuilds the front end it was trained with, so it still answers as it did when shipped (recorded
     then, on a 25 s stereo 44.1 kHz clip: one window, through resampling, front end and ONNX)."""
-    path = tmp_path / "genre_birnn.onnx"
-    path.write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.onnx"))
-    card_path(path).write_bytes(file_from_git(MODEL_1_2_0_CARD, "model/genre_birnn.json"))
-    old = GenreModel(path, providers="cpu", intra_op_threads=1)
+    old = GenreModel(REFERENCE_MODEL, providers="cpu", intra_op_threads=1)
     assert old.card.version == "1.2.0" and old.front_end == FrontEndSettings()  # the original front end
     analysis = analyse(old, to_mono(music_like(25.0, 44100, seed=3, channels=2), 44100))
     expected = [0.135292, 0.006695, 0.016897, 0.004155, 0.000805, 0.029961, 0.003847, 0.015993, 0.757188, 0.029166]
@@ -71,7 +69,7 @@ def test_model_1_2_0_still_gives_the_outputs_it_gave_when_shipped(tmp_path: Path
 def test_the_shipped_model_gives_the_outputs_it_gave_when_shipped(model: GenreModel) -> None:
     """Recorded with model 2.1.3 when it shipped: a 25 s stereo 44.1 kHz clip (one window), through
     resampling, today's front end and ONNX. A change to any of them that moves the answer fails here."""
-    assert model.card.version == "2.1.3"
+    assert model.card.version == "2.1.3" == importlib.metadata.version("genre-service")  # one version
     analysis = analyse(model, to_mono(music_like(25.0, 44100, seed=3, channels=2), 44100))
     expected = [0.162431, 0.000152, 0.002220, 0.686261, 0.000138, 0.023850, 0.000832, 0.024887, 0.097312, 0.001916]
     np.testing.assert_allclose(analysis.probabilities, expected, atol=2e-5)

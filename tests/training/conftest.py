@@ -14,9 +14,8 @@ from training.network import NetworkConfig
 from training.train import TrainConfig, train
 
 
-def train_small_cv(data: Path, out: Path, first_seed: int, teachers: list[list[Path]] | None = None) -> list[Path]:
-    """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed
-    first_seed + k; with teachers, fold k's run distils teachers[k] (half its loss)."""
+def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
+    """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed first_seed + k."""
     small = NetworkConfig(hidden=24, frame_dim=48)
     runs = []
     for fold in range(SMALL_CV_FOLDS):
@@ -30,8 +29,6 @@ def train_small_cv(data: Path, out: Path, first_seed: int, teachers: list[list[P
                 cv_fold=fold,
                 cv_folds=SMALL_CV_FOLDS,
                 seed=first_seed + fold,
-                teachers=teachers[fold] if teachers else [],
-                distill=0.5 if teachers else 0.0,
             )
         )
         runs.append(run)
@@ -49,18 +46,3 @@ def small_cv(tmp_path_factory: pytest.TempPathFactory, gtzan: Path) -> tuple[Pat
     write_subset(gtzan, data, ids, with_audio=True)
     runs = train_small_cv(data, tmp / "seed0", first_seed=0)
     return data, runs, cross_validate(data, runs)
-
-
-@pytest.fixture(scope="package")
-def second_seed_cv(small_cv: tuple[Path, list[Path], CvReport]) -> list[Path]:
-    """small_cv's recipe again, on the same folds, with other seeds."""
-    data, runs, _ = small_cv
-    return train_small_cv(data, runs[0].parent.parent / "seed1", first_seed=SMALL_CV_FOLDS)
-
-
-@pytest.fixture(scope="package")
-def distilled_cv(small_cv: tuple[Path, list[Path], CvReport], second_seed_cv: list[Path]) -> list[Path]:
-    """Another recipe on small_cv's folds: each fold's network distils that fold's two seeds."""
-    data, runs, _ = small_cv
-    teachers = [list(pair) for pair in zip(runs, second_seed_cv, strict=True)]
-    return train_small_cv(data, runs[0].parent.parent / "distilled", first_seed=0, teachers=teachers)

@@ -24,8 +24,6 @@ from training.degrade import DEGRADATIONS
 from training.export import main as export_main
 from training.folds import artist_folds, artist_groups
 from training.network import NetworkConfig
-from training.probes import FEATURE_SETS, ProbeReport
-from training.probes import main as probes_main
 from training.scoring import clip_logits
 from training.train import TrainConfig, train
 
@@ -114,24 +112,6 @@ def test_cv_refuses_runs_that_do_not_make_up_the_folds(small_cv: tuple[Path, lis
     data, runs, _ = small_cv
     with pytest.raises(SystemExit, match="one run per fold"):
         cross_validate(data, runs[:2])
-
-
-def test_probes_score_every_feature_set_on_the_same_out_of_fold_clips(
-    small_cv: tuple[Path, list[Path], CvReport], tmp_path: Path
-) -> None:
-    data, runs, cv = small_cv
-    out = tmp_path / "probes.json"
-    probes_main(["--data", str(data), *[arg for run in runs for arg in ("--run", str(run))], "--out", str(out)])
-    report = ProbeReport.model_validate_json(out.read_text())
-    assert report.n == cv.n == 90 and report.network_accuracy == pytest.approx(cv.network_accuracy, abs=1e-4)
-    assert list(report.probes) == ["+".join(names) for names in FEATURE_SETS]
-    assert report.network_accuracy is not None
-    for figures in report.probes.values():
-        assert figures.w_per_fold is not None and figures.fused_gain_95 is not None
-        assert figures.fused_accuracy is not None
-        assert 0 <= figures.accuracy <= 1 and len(figures.c_per_fold) == len(figures.w_per_fold) == N_FOLDS
-        lo, hi = figures.fused_gain_95
-        assert lo <= figures.fused_accuracy - report.network_accuracy <= hi
 
 
 def test_export_with_cv_ships_calibrated_probabilities(
