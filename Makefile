@@ -47,8 +47,10 @@ lint: $(DEV_VENV)/.installed
 typecheck: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/mypy
 
+# Two workers (pytest-xdist): the servers, browsers and Ray tests wait much of their time. Each test
+# file stays on one worker, so a module's expensive fixtures are built once. The slowest are listed.
 pytest: $(DEV_VENV)/.installed browser
-	$(DEV_VENV)/bin/python -m pytest
+	$(DEV_VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=25
 
 # Model 2.1 is one network, trained with one thread (as shipped) on every labelled clip, and a
 # summary head (training.clip_summary) fused into its file (docs/training.md, MODEL_CARD.md):

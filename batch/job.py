@@ -1,9 +1,9 @@
 """The job: audio files -> one row each, through the service's own pipeline, on every core.
 
 Each worker process holds one ONNX Runtime session (one thread) and runs model.pipeline on its
-files, as the service does. A file that cannot be classified gets a row with its reason in
-`error`; the run goes on. The rows go through batch.output.RowSink, which holds the job to one
-full row per file.
+files, as the service does; with one worker, the job runs in the calling process. A file that
+cannot be classified gets a row with its reason in `error`; the run goes on. The rows go through
+batch.output.RowSink, which holds the job to one full row per file.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -135,10 +136,15 @@ def run(
     labels = card.labels
     todo, skipped = todo_files(paths, out, resume)
     workers = workers or os.cpu_count() or 1
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no threads forked mid-flight
-    pool = ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(str(model_path), limits))
-    with RowSink(open_writer(out, labels, append=resume), labels, todo, skipped) as sink, pool:
-        rows = bounded_map(pool, classify_file, todo, ahead=8 * workers)
+    with RowSink(open_writer(out, labels, append=resume), labels, todo, skipped) as sink, ExitStack() as stack:
+        if workers == 1:  # in this process: nothing to spawn, so a small job starts at once
+            _start_worker(str(model_path), limits)
+            rows: Iterator[Row] = map(classify_file, todo)
+        else:
+            context = multiprocessing.get_context("spawn")  # fresh interpreters: no threads forked mid-flight
+            initargs = (str(model_path), limits)
+            pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, initargs))
+            rows = bounded_map(pool, classify_file, todo, ahead=8 * workers)
         for row in tqdm(rows, total=len(todo), unit="file", disable=not progress, desc="classify"):
             sink.write(row)
     return sink.summary()

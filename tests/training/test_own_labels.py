@@ -22,7 +22,7 @@ from training.train import main as train_main
 
 LABELS = sorted(SYNTHETIC_GENRES)
 PER_LABEL = 8
-SMALL = ["--epochs", "10", "--patience", "10", "--network.hidden", "24", "--network.frame-dim", "48"]
+SMALL = ["--epochs", "10", "--patience", "10", "--network.hidden", "24", "--network.frame-dim", "48", "--threads", "1"]
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ def config(data: Path, out: Path) -> TrainConfig:
     small = NetworkConfig(hidden=16, frame_dim=32)
     all_clips = (data / "labels.csv").is_file()
     return TrainConfig(
-        data=data, out=out, epochs=EPOCHS, patience=EPOCHS, network=small, all_clips=all_clips, resume=True
+        data=data, out=out, epochs=EPOCHS, patience=EPOCHS, network=small, all_clips=all_clips, resume=True, threads=1
     )
 
 
