@@ -83,11 +83,10 @@ def file_row(prepared: PreparedFile, outputs: tuple[np.ndarray, np.ndarray] | No
     return answer_row(prepared.path, prepared.audio.duration_s, analysis, labels)
 
 
-def _start_worker(model_path: str, limits: Limits) -> None:
+def _start_worker(model_path: str, pipeline: Pipeline) -> None:
     global _worker
     one_blas_thread()  # the worker processes are the parallelism
-    model = GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1)
-    _worker = (model, Pipeline(model.front_end, limits))
+    _worker = (GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1), pipeline)
 
 
 def classify_file(path: str) -> Row:
@@ -130,19 +129,18 @@ def run(
 ) -> Summary:
     """Classify every audio file under `paths` into `out` with `workers` processes (0: one per core)."""
     check_format(out)
-    limits = limits or Limits()
     card = load_card(card_path(model_path))
-    Pipeline(card.check_compatible(), limits)  # refuse limits the model cannot serve before any work
+    pipeline = Pipeline(card.check_compatible(), limits)  # refuses limits the model cannot serve, before any work
     labels = card.labels
     todo, skipped = todo_files(paths, out, resume)
     workers = workers or os.cpu_count() or 1
     with RowSink(open_writer(out, labels, append=resume), labels, todo, skipped) as sink, ExitStack() as stack:
         if workers == 1:  # in this process: nothing to spawn, so a small job starts at once
-            _start_worker(str(model_path), limits)
+            _start_worker(str(model_path), pipeline)
             rows: Iterator[Row] = map(classify_file, todo)
         else:
             context = multiprocessing.get_context("spawn")  # fresh interpreters: no threads forked mid-flight
-            initargs = (str(model_path), limits)
+            initargs = (str(model_path), pipeline)
             pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, initargs))
             rows = bounded_map(pool, classify_file, todo, ahead=8 * workers)
         for row in tqdm(rows, total=len(todo), unit="file", disable=not progress, desc="classify"):

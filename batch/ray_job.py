@@ -50,9 +50,8 @@ def connect(address: str) -> None:
         ray.init(address=address, log_to_driver=False)
 
 
-def prepare_row(row: dict[str, Any], model_path: str, limits: Limits) -> dict[str, Any]:
-    """Ray task: one path -> the file through the front end, pickled."""
-    pipeline = Pipeline(load_card(card_path(Path(model_path))).check_compatible(), limits)
+def prepare_row(row: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
+    """Ray task: one path -> the file through the front end, pickled (the pipeline travels with the task)."""
     return {"path": row["path"], "prepared": pickle.dumps(prepare_file(row["path"], pipeline))}
 
 
@@ -74,7 +73,7 @@ class Scorer:
             for i, p, a in zip(same, np.split(probabilities, splits), np.split(attention, splits), strict=True):
                 outputs[i] = (p, a)
         rows = [file_row(p, outputs.get(i), self.model.labels) for i, p in enumerate(prepared)]
-        return {"path": [row["path"] for row in rows], "row": [json.dumps(row) for row in rows]}
+        return {"row": [json.dumps(row) for row in rows]}
 
 
 def run_on_ray(
@@ -92,9 +91,8 @@ def run_on_ray(
     import ray
 
     check_format(out)
-    limits = limits or Limits()
     card = load_card(card_path(model_path))
-    Pipeline(card.check_compatible(), limits)  # refuse limits the model cannot serve before any work
+    pipeline = Pipeline(card.check_compatible(), limits)  # refuses limits the model cannot serve, before any work
     todo, skipped = todo_files(paths, out, resume)  # on a cluster, paths every node can read (shared storage)
     with RowSink(open_writer(out, card.labels, append=resume), card.labels, todo, skipped) as sink:
         if todo:
@@ -105,7 +103,7 @@ def run_on_ray(
             pool = actors or max(gpus, max(1, cpus // 2))
             rows = (
                 ray.data.from_items([{"path": f} for f in todo])
-                .map(partial(prepare_row, model_path=str(model_path), limits=limits))
+                .map(partial(prepare_row, pipeline=pipeline))
                 .map_batches(
                     Scorer,
                     fn_constructor_kwargs={"model_path": str(model_path), "use_gpu": gpus > 0},

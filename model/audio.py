@@ -207,9 +207,8 @@ def decode(
     count -> mono waveform at target_rate (None: at the file's own rate). A file is read in place,
     never copied whole into memory.
 
-    Raises AudioError (422: empty), UnsupportedAudio (415: not audio
-    in a supported format, rate out of range) or AudioTooLong (413: past max_duration_s), each
-    with a message for humans.
+    Raises AudioError (422: empty), UnsupportedAudio (415: not audio in a supported format, rate
+    out of range) or AudioTooLong (413: past max_duration_s), each with a message for humans.
     """
     upload = _Upload(data)
     if not upload.size:

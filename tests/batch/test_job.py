@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 from batch import job
 from batch.cli import main
 from batch.output import Row, part_files, read_rows, row_problem
-from model.pipeline import Limits
+from model.features import DEFAULT_SETTINGS
+from model.pipeline import Pipeline
 from model.runtime import DEFAULT_MODEL_PATH
 from tests.batch.songs import song, write_library
 from tests.helpers import ROOT, SHIPPED_LABELS, blas_threads
@@ -26,7 +27,7 @@ from tests.helpers import ROOT, SHIPPED_LABELS, blas_threads
 
 def test_a_worker_runs_numpy_blas_on_one_thread() -> None:
     threadpool_limits(2, user_api="blas")  # as a spawned interpreter starts on a 2-core machine
-    job._start_worker(str(DEFAULT_MODEL_PATH), Limits())
+    job._start_worker(str(DEFAULT_MODEL_PATH), Pipeline(DEFAULT_SETTINGS))
     threads = blas_threads()
     assert threads and all(n == 1 for n in threads)
 
