@@ -18,13 +18,13 @@ from typing import Protocol
 import numpy as np
 
 from app import metrics
-from model.runtime import Predictor
+from model.runtime import Outputs, Predictor
 
 
 @dataclass
 class _Job:
     inputs: np.ndarray  # shape = (windows, frames, bands)
-    future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    future: asyncio.Future[Outputs] = field(repr=False)
 
 
 class Engine(Protocol):
@@ -35,8 +35,8 @@ class Engine(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """inputs: shape = (windows, frames, bands) -> (probabilities, attention) of those windows."""
+    async def predict(self, inputs: np.ndarray) -> Outputs:
+        """inputs: shape = (windows, frames, bands) -> those windows' outputs."""
         ...
 
 
@@ -58,9 +58,9 @@ class BatchingEngine:
             await asyncio.gather(self._worker, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
-    async def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """inputs: shape = (windows, frames, bands) -> (probabilities, attention) of those windows."""
-        future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = asyncio.get_running_loop().create_future()
+    async def predict(self, inputs: np.ndarray) -> Outputs:
+        """inputs: shape = (windows, frames, bands) -> those windows' outputs."""
+        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(inputs, future))
         return await future
 
@@ -96,10 +96,10 @@ class BatchingEngine:
                 job.future.set_result(result)
 
 
-def score_requests(model: Predictor, requests: list[np.ndarray], max_batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def score_requests(model: Predictor, requests: list[np.ndarray], max_batch: int) -> list[Outputs]:
     """Several requests' windows as few ONNX calls: windows of the same length together, at most
     `max_batch` a call (a long upload's run in chunks); each request gets its own rows back."""
-    results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(requests)
+    results: list[Outputs | None] = [None] * len(requests)
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, inputs in enumerate(requests):
         by_length[inputs.shape[1]].append(i)
@@ -112,11 +112,10 @@ def score_requests(model: Predictor, requests: list[np.ndarray], max_batch: int)
             outputs.append(model.predict(chunk))
             metrics.INFERENCE_SECONDS.observe(time.perf_counter() - began)
             metrics.BATCH_WINDOWS.observe(len(chunk))
-        probabilities = np.concatenate([p for p, _ in outputs])
-        attention = np.concatenate([a for _, a in outputs])
+        scored = Outputs.concatenate(outputs)
         offset = 0
         for i in rows:
             n = len(requests[i])
-            results[i] = (probabilities[offset : offset + n], attention[offset : offset + n])
+            results[i] = scored.rows(offset, offset + n)
             offset += n
     return [r for r in results if r is not None]

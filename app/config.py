@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     max_duration_s: float = Field(MAX_DURATION_S, gt=0)
     min_duration_s: float = Field(MIN_DURATION_S, gt=0)
     window_hop_s: float = Field(WINDOW_HOP_S, gt=0)
+    # Where a window's or upload's music probability makes it music; unset: the model card's, chosen
+    # to call at most 1 % of music not music out of fold (MODEL_CARD.md). Lower it to let more
+    # borderline audio through as music, raise it to turn more away.
+    music_threshold: float | None = Field(None, gt=0, lt=1)
 
     # Admission control (app/admission.py): what the service holds at once.
     max_in_flight: int = Field(4, ge=1)  # classifications reading, decoding or inferring at once

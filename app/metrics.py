@@ -22,7 +22,12 @@ PAYLOAD_BYTES = Histogram(
     "genre_upload_bytes", "Size of uploaded audio files", buckets=tuple(2**k for k in range(10, 31, 2))
 )
 PREDICTIONS = Counter(
-    "genre_predictions_total", "Uploads classified, by top label (the model card's labels)", ["label"]
+    "genre_predictions_total", "Music uploads classified, by top label (the model card's labels)", ["label"]
+)
+MUSIC = Counter(
+    "genre_uploads_by_music_total",
+    "Uploads classified, by the music detector's verdict",
+    ["music"],  # true, false; unknown for a model without a detector
 )
 MODEL_INFO = Gauge("genre_model_info", "The loaded model (value 1)", ["name", "version", "provider"])
 SHED = Counter(

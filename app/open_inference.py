@@ -8,9 +8,10 @@
 
 The model's name and version are its card's. It takes one of two inputs:
 - `audio`: BYTES, shape [1], an audio file's bytes (binary tensor data extension) -> `probabilities`
-  [1, labels], through the same pipeline as POST /classify;
+  [1, labels] and `music_probability` [1], through the same pipeline as POST /classify;
 - `spectrogram`: FP32 [batch, frames, features], the raw model's input -> `probabilities`
-  [batch, labels] and `attention` [batch, frames].
+  [batch, labels], `attention` [batch, frames] and `music_probability` [batch], one per window.
+`music_probability` is there when the model has a music detector (its metadata lists it).
 An output requested with `"parameters": {"classification": k}` answers with the classification
 extension: BYTES [rows, k] of "score:index:label". Every error is `{"error": ...}`.
 """
@@ -46,7 +47,7 @@ from app.schemas import (
 )
 from app.service import Classifier
 from model.audio import AudioError
-from model.runtime import OUTPUT_NAMES
+from model.runtime import MUSIC_OUTPUT, OUTPUT_NAMES
 
 SERVER_NAME = "genre-classifier"
 EXTENSIONS = ["binary_tensor_data", "classification"]
@@ -175,6 +176,11 @@ def metadata(classifier: Classifier) -> dict[str, Any]:
         "outputs": [
             {"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, n_labels]},
             {"name": ATTENTION, "datatype": "FP32", "shape": [-1, -1]},
+            *(
+                [{"name": MUSIC_OUTPUT, "datatype": "FP32", "shape": [-1]}]
+                if classifier.model.has_music_detector
+                else []
+            ),
         ],
         "parameters": {"labels": card.labels},
     }
@@ -247,7 +253,10 @@ async def audio_outputs(classifier: Classifier, tensor: Tensor) -> dict[str, np.
         _, analysis = await classifier.analyse(tensor.data[0])
     except AudioError as e:
         raise ProtocolError(str(e)) from e
-    return {PROBABILITIES: analysis.probabilities[None, :].astype(np.float32)}
+    values = {PROBABILITIES: analysis.probabilities[None, :].astype(np.float32)}
+    if analysis.music_probability is not None:
+        values[MUSIC_OUTPUT] = np.array([analysis.music_probability], np.float32)
+    return values
 
 
 async def spectrogram_outputs(classifier: Classifier, tensor: Tensor) -> dict[str, np.ndarray]:
@@ -261,8 +270,11 @@ async def spectrogram_outputs(classifier: Classifier, tensor: Tensor) -> dict[st
         )
     if not np.isfinite(tensor.data).all():
         raise ProtocolError(f"input {SPECTROGRAM!r} holds values that are not finite numbers")
-    probabilities, attention = await classifier.engine.predict(tensor.data)
-    return {PROBABILITIES: probabilities, ATTENTION: attention}
+    outputs = await classifier.engine.predict(tensor.data)
+    values = {PROBABILITIES: outputs.probabilities, ATTENTION: outputs.attention}
+    if outputs.music is not None:
+        values[MUSIC_OUTPUT] = outputs.music
+    return values
 
 
 async def infer(request: Request, classifier: Classifier) -> Response:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+NOT_MUSIC = "not_music"
 
 
 class GenreScore(BaseModel):
@@ -15,6 +19,10 @@ class ModelInfo(BaseModel):
     version: str
     provider: str = Field(description="ONNX Runtime execution provider in use")
     labels: list[str] = Field(description="what the model tells apart, from its card")
+    music_threshold: float | None = Field(
+        description="a window or upload is music when its music_probability is at least this "
+        "(GENRE_MUSIC_THRESHOLD, or the card's); null: this model has no music detector"
+    )
 
 
 class Segment(BaseModel):
@@ -22,8 +30,14 @@ class Segment(BaseModel):
 
     start_s: float = Field(description="start of the window in the upload, seconds")
     end_s: float = Field(description="end of the last sample the window's frames cover, seconds")
-    top_genre: str
-    genres: list[GenreScore] = Field(description="this window's probabilities, sorted descending")
+    music_probability: float | None = Field(
+        ge=0, le=1, description="probability that this window is music; null: the model has no music detector"
+    )
+    is_music: bool | None = Field(description="music_probability is at least model.music_threshold")
+    top_genre: str | None = Field(description="null when this window is not music")
+    genres: list[GenreScore] = Field(
+        description="this window's probabilities, sorted descending; meaningful only where it is music"
+    )
     frame_hop_s: float = Field(description="seconds between attention frames")
     first_frame_s: float = Field(description="time of attention frame 0 (its centre), seconds")
     attention: list[float] | None = Field(
@@ -34,11 +48,21 @@ class Segment(BaseModel):
 
 
 class ClassifyResponse(BaseModel):
-    top_genre: str
+    music_probability: float | None = Field(
+        ge=0,
+        le=1,
+        description="probability that the upload is music: its segments' music probabilities, every stretch "
+        "of audio counted once; null: the model has no music detector",
+    )
+    is_music: bool | None = Field(description="music_probability is at least model.music_threshold")
+    top_genre: str | None = Field(description="the most probable genre; null when the upload is not music")
+    no_genre_reason: Literal["not_music"] | None = Field(
+        description="why top_genre is null: not_music when the upload does not sound like music"
+    )
     genres: list[GenreScore] = Field(
-        description="overall probabilities, sorted descending: every stretch of audio counts once "
-        "(each frame's probabilities are the mean over the segments covering it, and these are averaged "
-        "over frames); all of them sum to 1, top_k may return fewer"
+        description="overall probabilities, sorted descending, meaningful only for music: every stretch of "
+        "audio counts once, weighted by how likely it is music (each frame's probabilities are the mean over "
+        "the segments covering it); all of them sum to 1, top_k may return fewer"
     )
     duration_s: float = Field(description="duration of the upload, seconds")
     sample_rate: int = Field(description="sample rate of the upload, Hz")

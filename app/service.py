@@ -12,12 +12,13 @@ import numpy as np
 from app import metrics
 from app.batching import BatchingEngine, Engine
 from app.config import Settings
-from app.schemas import ClassifyResponse, GenreScore, ModelInfo, Segment
+from app.schemas import NOT_MUSIC, ClassifyResponse, GenreScore, ModelInfo, Segment
 from model.features import one_blas_thread
 from model.pipeline import Analysis, Pipeline, PreparedAudio
 from model.runtime import GenreModel, Predictor
 
 EngineFactory = Callable[[Predictor, Settings], Engine]
+MUSIC_VERDICTS = {True: "true", False: "false", None: "unknown"}  # Analysis.is_music -> the metric's label
 
 
 def batching_engine(model: Predictor, settings: Settings) -> Engine:
@@ -36,11 +37,19 @@ class Classifier:
             settings.inter_op_threads,
             memory_arena=settings.ort_memory_arena,
         )
-        self.pipeline = Pipeline(self.model.front_end, settings.limits())
         card = self.model.card
-        self.info = ModelInfo(name=card.name, version=card.version, provider=self.model.provider, labels=card.labels)
-        for label in card.labels:  # every label's series exists from the start, at 0
+        self.pipeline = Pipeline.of(card, settings.limits(), settings.music_threshold)  # refuses what it can't serve
+        self.info = ModelInfo(
+            name=card.name,
+            version=card.version,
+            provider=self.model.provider,
+            labels=card.labels,
+            music_threshold=self.pipeline.music_threshold,
+        )
+        for label in card.labels:  # every series exists from the start, at 0
             metrics.PREDICTIONS.labels(label)
+        for verdict in MUSIC_VERDICTS.values():
+            metrics.MUSIC.labels(verdict)
         self.engine = engine(self.model, settings)
         one_blas_thread()  # the front-end threads are its parallelism
         self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
@@ -62,10 +71,16 @@ class Classifier:
         """An upload's audio and its windows' and overall probabilities (counted in the metrics)."""
         loop = asyncio.get_running_loop()
         audio = await loop.run_in_executor(self._frontend, self.pipeline.prepare, data)
-        analysis = self.pipeline.answer(audio.windows, *await self.engine.predict(audio.inputs))
+        analysis = self.pipeline.answer(audio.windows, await self.engine.predict(audio.inputs))
         metrics.AUDIO_SECONDS.inc(audio.duration_s)
-        metrics.PREDICTIONS.labels(self.model.labels[int(analysis.probabilities.argmax())]).inc()
+        metrics.MUSIC.labels(MUSIC_VERDICTS[analysis.is_music]).inc()
+        if analysis.is_music is not False:
+            metrics.PREDICTIONS.labels(self.model.labels[int(analysis.probabilities.argmax())]).inc()
         return audio, analysis
+
+    def top_genre(self, probabilities: np.ndarray, is_music: bool | None) -> str | None:
+        """The most probable label, unless the detector says this is not music."""
+        return None if is_music is False else self.model.labels[int(probabilities.argmax())]
 
     async def classify(self, data: bytes | BinaryIO, top_k: int, with_attention: bool) -> ClassifyResponse:
         audio, analysis = await self.analyse(data)
@@ -73,7 +88,9 @@ class Classifier:
             Segment(
                 start_s=round(w.window.start_s, 4),
                 end_s=round(w.window.end_s, 4),
-                top_genre=self.model.labels[int(w.probabilities.argmax())],
+                music_probability=w.music_probability,
+                is_music=w.is_music,
+                top_genre=self.top_genre(w.probabilities, w.is_music),
                 genres=self.ranked(w.probabilities, top_k),
                 frame_hop_s=w.window.frame_hop_s,
                 first_frame_s=round(w.window.first_frame_s, 6),
@@ -82,7 +99,10 @@ class Classifier:
             for w in analysis.windows
         ]
         return ClassifyResponse(
-            top_genre=self.model.labels[int(analysis.probabilities.argmax())],
+            music_probability=analysis.music_probability,
+            is_music=analysis.is_music,
+            top_genre=self.top_genre(analysis.probabilities, analysis.is_music),
+            no_genre_reason=NOT_MUSIC if analysis.is_music is False else None,
             genres=self.ranked(analysis.probabilities, top_k),
             duration_s=round(audio.duration_s, 4),
             sample_rate=audio.sample_rate,

@@ -1,14 +1,15 @@
 """The `genre` command line.
 
     genre classify PATH... [--out FILE] [--resume] [--workers N] [--model PATH] [--ray ADDRESS]
-                           [--hop-s S] [--min-duration-s S] [--max-duration-s S]
+                           [--hop-s S] [--min-duration-s S] [--max-duration-s S] [--music-threshold P]
 
 PATHs are audio files or folders (walked recursively for audio files). One row per file goes to
 FILE, whose extension picks the format: .jsonl, .csv or .parquet (pip install
 'genre-service[parquet]'). A file that cannot be classified gets a row with its reason in `error`.
 With --ray the same job runs as a Ray Data pipeline on a cluster (`local` starts one here; pip
 install 'genre-service[ray]'). The window hop and the duration limits default to the service's
-(model.pipeline). Exit status: 0 when every file has its row (errors included), 1 when the job
+(model.pipeline); the music threshold to the model card's (a file that is not music gets
+`is_music` false and no top genre). Exit status: 0 when every file has its row (errors included), 1 when the job
 stopped without one for each, 2 for a usage error.
 """
 
@@ -44,6 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     classify.add_argument(
         "--max-duration-s", type=float, default=MAX_DURATION_S, help="longer files get an error row (default 1200)"
     )
+    classify.add_argument(
+        "--music-threshold",
+        type=float,
+        help="a file is music when its music probability is at least this (default: the model card's)",
+    )
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
     classify.add_argument(
         "--ray", metavar="ADDRESS", help="run on the Ray cluster at ADDRESS (`local`: one started here)"
@@ -65,6 +71,7 @@ def ray_job(args: argparse.Namespace, limits: Limits) -> Summary:
         args.ray,
         args.resume,
         limits,
+        args.music_threshold,
         not args.quiet,
         args.actors,
         args.batch_files or FILES_PER_BATCH,
@@ -80,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.ray:
             summary = ray_job(args, limits)
         else:
-            summary = run(args.paths, args.out, args.model, args.workers, args.resume, limits, not args.quiet)
+            summary = run(
+                args.paths,
+                args.out,
+                args.model,
+                args.workers,
+                args.resume,
+                limits,
+                args.music_threshold,
+                not args.quiet,
+            )
     except JobError as e:
         print(f"genre: {e}", file=sys.stderr)
         return 1

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 from tqdm import tqdm
 
 from batch.output import Row, RowSink, Summary, check_format, done_paths, error_row, open_writer
@@ -26,7 +25,7 @@ from model.audio import AUDIO_SUFFIXES, AudioError
 from model.card import card_path, load_card
 from model.features import one_blas_thread
 from model.pipeline import Analysis, Limits, Pipeline, PreparedAudio
-from model.runtime import GenreModel
+from model.runtime import GenreModel, Outputs
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,22 +63,24 @@ def prepare_file(path: str, pipeline: Pipeline) -> PreparedFile:
 
 
 def answer_row(path: str, duration_s: float, analysis: Analysis, labels: list[str]) -> Row:
-    """The row of a classified file."""
+    """The row of a classified file: no top genre when it is not music."""
     overall = analysis.probabilities
     return {
         "path": path,
-        "top_genre": labels[int(overall.argmax())],
+        "top_genre": None if analysis.is_music is False else labels[int(overall.argmax())],
         **{label: float(p) for label, p in zip(labels, overall, strict=True)},
+        "music_probability": analysis.music_probability,
+        "is_music": analysis.is_music,
         "duration_s": round(duration_s, 4),
         "error": None,
     }
 
 
-def file_row(prepared: PreparedFile, outputs: tuple[np.ndarray, np.ndarray] | None, labels: list[str]) -> Row:
+def file_row(prepared: PreparedFile, outputs: Outputs | None, pipeline: Pipeline, labels: list[str]) -> Row:
     """The row of a prepared file, given its windows' outputs (None for a file in error)."""
     if prepared.audio is None or outputs is None:
         return error_row(prepared.path, labels, prepared.error or "could not classify the file")
-    analysis = Pipeline.answer(prepared.audio.windows, *outputs)
+    analysis = pipeline.answer(prepared.audio.windows, outputs)
     return answer_row(prepared.path, prepared.audio.duration_s, analysis, labels)
 
 
@@ -95,7 +96,7 @@ def classify_file(path: str) -> Row:
     model, pipeline = _worker
     prepared = prepare_file(path, pipeline)
     outputs = model.predict(prepared.audio.inputs) if prepared.audio is not None else None
-    return file_row(prepared, outputs, model.labels)
+    return file_row(prepared, outputs, pipeline, model.labels)
 
 
 def bounded_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
@@ -110,9 +111,9 @@ def bounded_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], items: Iterable
         yield pending.popleft().result()
 
 
-def todo_files(paths: list[Path], out: Path, resume: bool) -> tuple[list[str], int]:
+def todo_files(paths: list[Path], out: Path, resume: bool, labels: list[str]) -> tuple[list[str], int]:
     """The files to classify, and how many the output already has (--resume)."""
-    done = done_paths(out) if resume else set()
+    done = done_paths(out, labels) if resume else set()
     files = [str(p) for p in audio_files(paths)]
     todo = [f for f in files if f not in done]
     return todo, len(files) - len(todo)
@@ -125,14 +126,15 @@ def run(
     workers: int = 0,
     resume: bool = False,
     limits: Limits | None = None,
+    music_threshold: float | None = None,
     progress: bool = True,
 ) -> Summary:
     """Classify every audio file under `paths` into `out` with `workers` processes (0: one per core)."""
     check_format(out)
     card = load_card(card_path(model_path))
-    pipeline = Pipeline(card.check_compatible(), limits)  # refuses limits the model cannot serve, before any work
+    pipeline = Pipeline.of(card, limits, music_threshold)  # refuses what the model cannot serve, before any work
     labels = card.labels
-    todo, skipped = todo_files(paths, out, resume)
+    todo, skipped = todo_files(paths, out, resume, labels)
     workers = workers or os.cpu_count() or 1
     with RowSink(open_writer(out, labels, append=resume), labels, todo, skipped) as sink, ExitStack() as stack:
         if workers == 1:  # in this process: nothing to spawn, so a small job starts at once

@@ -1,9 +1,11 @@
 """Result rows and the files they go to: JSON lines, CSV or Parquet, chosen by the file's extension.
 
-One row per audio file: `path`, `top_genre`, one probability column per label, `duration_s` and
-`error`. A row holds an answer (a top genre, probabilities, a duration) or an error (a human
-message, and nothing else), never both and never neither: RowSink checks every row before it
-is written and stops the job on one that breaks the rule.
+One row per audio file: `path`, `top_genre`, one probability column per label,
+`music_probability`, `is_music`, `duration_s` and `error`. A row holds an answer (probabilities,
+a duration, and a top genre unless the file is not music) or an error (a human message, and
+nothing else), never both and never neither: RowSink checks every row before it is written and
+stops the job on one that breaks the rule. `music_probability` and `is_music` are null for a
+model without a music detector.
 
 Every format is written as results arrive, so a run that is interrupted, even killed, keeps
 what it finished and `--resume` carries on from there:
@@ -35,12 +37,16 @@ class JobError(RuntimeError):
     """The job broke its promise of one full row per file; it stops, keeping the rows written."""
 
 
+MUSIC_COLUMNS = ("music_probability", "is_music")
+
+
 def columns(labels: list[str]) -> list[str]:
-    return ["path", "top_genre", *labels, "duration_s", "error"]
+    return ["path", "top_genre", *labels, *MUSIC_COLUMNS, "duration_s", "error"]
 
 
 def error_row(path: str, labels: list[str], reason: str) -> Row:
-    return {"path": path, "top_genre": None, **dict.fromkeys(labels), "duration_s": None, "error": reason}
+    answer = dict.fromkeys([*labels, *MUSIC_COLUMNS])
+    return {"path": path, "top_genre": None, **answer, "duration_s": None, "error": reason}
 
 
 def row_problem(row: Row, labels: list[str]) -> str | None:
@@ -51,16 +57,24 @@ def row_problem(row: Row, labels: list[str]) -> str | None:
     if row["error"] is not None:
         if not isinstance(row["error"], str) or not row["error"].strip():
             return f"its error is {row['error']!r}, not a message"
-        if row["top_genre"] is not None or row["duration_s"] is not None or any(v is not None for v in values):
+        answer = [row["top_genre"], row["duration_s"], *values, *(row[c] for c in MUSIC_COLUMNS)]
+        if any(v is not None for v in answer):
             return "it has both an error and an answer"
         return None
-    if row["top_genre"] not in labels:
+    if (row["music_probability"] is None) != (row["is_music"] is None):
+        return "it has a music probability without a verdict, or a verdict without one"
+    if row["music_probability"] is not None and not 0.0 <= row["music_probability"] <= 1.0:
+        return f"its music probability is {row['music_probability']!r}"
+    if row["is_music"] is False:
+        if row["top_genre"] is not None:
+            return "it is not music, yet has a top genre"
+    elif row["top_genre"] not in labels:
         return f"it has neither an error nor a top genre (top_genre is {row['top_genre']!r})"
     if not all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values) or not math.isclose(
         sum(values), 1.0, abs_tol=1e-3
     ):
         return "its probabilities are not a distribution over the labels"
-    if labels[max(range(len(labels)), key=values.__getitem__)] != row["top_genre"]:
+    if row["top_genre"] is not None and labels[max(range(len(labels)), key=values.__getitem__)] != row["top_genre"]:
         return "its top genre is not its most probable label"
     if not isinstance(row["duration_s"], float) or not math.isfinite(row["duration_s"]) or row["duration_s"] < 0:
         return f"its duration is {row['duration_s']!r}"
@@ -108,8 +122,34 @@ def drop_torn_tail(path: Path) -> None:
         f.truncate(0)
 
 
-def done_paths(path: Path) -> set[str]:
-    """The files an earlier run already wrote a row for (for --resume); a torn last line is cut."""
+def written_columns(path: Path) -> list[str] | None:
+    """The columns of an earlier run's output, or None when it has no row yet."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        sources = ([path] if path.exists() else []) + part_files(path)
+        return list(pq.read_schema(sources[0]).names) if sources else None
+    if not path.exists() or not path.stat().st_size:
+        return None
+    with open(path, newline="") as f:
+        first = f.readline()
+    if path.suffix == ".csv":
+        return next(csv.reader([first]))
+    try:
+        return list(json.loads(first))
+    except ValueError:
+        return None  # a torn first line: drop_torn_tail cuts it
+
+
+def done_paths(path: Path, labels: list[str]) -> set[str]:
+    """The files an earlier run already wrote a row for (for --resume); a torn last line is cut.
+    Raises ValueError for an output of other columns (another model's labels, or an older version's)."""
+    found = written_columns(path)
+    if found is not None and found != columns(labels):
+        raise ValueError(
+            f"{path} has the columns {', '.join(found)}; this model writes {', '.join(columns(labels))}. "
+            "Resume into the file of the same model and version, or write a new file"
+        )
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -169,6 +209,7 @@ class ParquetWriter:
         self.schema = pa.schema(
             [("path", pa.string()), ("top_genre", pa.string())]
             + [(label, pa.float64()) for label in labels]
+            + [("music_probability", pa.float64()), ("is_music", pa.bool_())]
             + [("duration_s", pa.float64()), ("error", pa.string())]
         )
         self.parts = parts_folder(path)
@@ -273,13 +314,22 @@ class RowSink:
             )
 
 
+def typed_csv_row(row: dict[str, str]) -> Row:
+    """A CSV row with the types it was written with: text, None for an empty cell, a verdict, numbers."""
+    text = {"path", "top_genre", "error"}
+    verdicts = {"True": True, "False": False}
+    return {
+        k: None if v == "" else v if k in text else verdicts[v] if k == "is_music" else float(v) for k, v in row.items()
+    }
+
+
 def read_rows(path: Path) -> Iterable[Row]:
     """The rows of an output file (for tests and for users' scripts)."""
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if path.suffix == ".csv":
         with open(path, newline="") as f:
-            return list(csv.DictReader(f))
+            return [typed_csv_row(row) for row in csv.DictReader(f)]
     import pyarrow.parquet as pq
 
     rows: list[Row] = pq.read_table(path).to_pylist()

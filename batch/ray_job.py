@@ -32,7 +32,7 @@ from batch.job import PreparedFile, file_row, prepare_file, todo_files
 from batch.output import Row, RowSink, Summary, check_format, open_writer
 from model.card import card_path, load_card
 from model.pipeline import Limits, Pipeline
-from model.runtime import GenreModel
+from model.runtime import GenreModel, Outputs
 
 FILES_PER_BATCH = 8  # files whose windows one actor scores in one ONNX call
 
@@ -58,21 +58,22 @@ def prepare_row(row: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
 class Scorer:
     """Ray actor: one ONNX Runtime session; scores the windows of a batch of files in one call."""
 
-    def __init__(self, model_path: str, use_gpu: bool) -> None:
+    def __init__(self, model_path: str, use_gpu: bool, pipeline: Pipeline) -> None:
         self.model = GenreModel(Path(model_path), providers="auto" if use_gpu else "cpu", intra_op_threads=1)
+        self.pipeline = pipeline
 
     def __call__(self, batch: pa.Table) -> dict[str, list[str]]:
         prepared: list[PreparedFile] = [pickle.loads(blob) for blob in batch.column("prepared").to_pylist()]
         ready = {i: p.audio for i, p in enumerate(prepared) if p.audio is not None}
-        outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        outputs: dict[int, Outputs] = {}
         # Windows of equal length (every full 30 s window) go in one call; a short file's own.
         for length in {audio.inputs.shape[1] for audio in ready.values()}:
             same = [i for i, audio in ready.items() if audio.inputs.shape[1] == length]
-            probabilities, attention = self.model.predict(np.concatenate([ready[i].inputs for i in same]))
-            splits = np.cumsum([len(ready[i].inputs) for i in same])[:-1]
-            for i, p, a in zip(same, np.split(probabilities, splits), np.split(attention, splits), strict=True):
-                outputs[i] = (p, a)
-        rows = [file_row(p, outputs.get(i), self.model.labels) for i, p in enumerate(prepared)]
+            scored = self.model.predict(np.concatenate([ready[i].inputs for i in same]))
+            ends = np.cumsum([len(ready[i].inputs) for i in same])
+            for i, end, n in zip(same, ends, (len(ready[i].inputs) for i in same), strict=True):
+                outputs[i] = scored.rows(int(end) - n, int(end))
+        rows = [file_row(p, outputs.get(i), self.pipeline, self.model.labels) for i, p in enumerate(prepared)]
         return {"row": [json.dumps(row) for row in rows]}
 
 
@@ -83,6 +84,7 @@ def run_on_ray(
     address: str,
     resume: bool = False,
     limits: Limits | None = None,
+    music_threshold: float | None = None,
     progress: bool = True,
     actors: int = 0,
     files_per_batch: int = FILES_PER_BATCH,
@@ -92,8 +94,10 @@ def run_on_ray(
 
     check_format(out)
     card = load_card(card_path(model_path))
-    pipeline = Pipeline(card.check_compatible(), limits)  # refuses limits the model cannot serve, before any work
-    todo, skipped = todo_files(paths, out, resume)  # on a cluster, paths every node can read (shared storage)
+    pipeline = Pipeline.of(card, limits, music_threshold)  # refuses what the model cannot serve, before any work
+    todo, skipped = todo_files(
+        paths, out, resume, card.labels
+    )  # on a cluster, paths every node can read (shared storage)
     with RowSink(open_writer(out, card.labels, append=resume), card.labels, todo, skipped) as sink:
         if todo:
             connect(address)
@@ -106,7 +110,7 @@ def run_on_ray(
                 .map(partial(prepare_row, pipeline=pipeline))
                 .map_batches(
                     Scorer,
-                    fn_constructor_kwargs={"model_path": str(model_path), "use_gpu": gpus > 0},
+                    fn_constructor_kwargs={"model_path": str(model_path), "use_gpu": gpus > 0, "pipeline": pipeline},
                     batch_size=files_per_batch,
                     compute=ray.data.ActorPoolStrategy(size=pool),
                     num_gpus=1 if gpus else 0,

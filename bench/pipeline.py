@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     # One thread for numpy's BLAS too: its idle threads spin, and process time counts them.
     threadpool_limits(1)
     model = GenreModel(providers="cpu", intra_op_threads=1, inter_op_threads=1)
-    pipeline = Pipeline(model.front_end)
+    pipeline = Pipeline.of(model.card)
     clips = [wav_clip(30.0, seed, rate=SAMPLE_RATE, channels=1) for seed in range(args.clips)]
     clip = clips[0]
     waveform = decode(clip).waveform

@@ -67,6 +67,20 @@ class SummaryHeadCard(BaseModel):
     weight_per_fold: list[float]
 
 
+class MusicDetectorCard(BaseModel):
+    """The music detector in the file (training.detector): a head on the fused vector that gives each
+    window's probability of being music, and the threshold above which a window counts as music."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reads: str = Field(description="what the head reads")
+    hidden: int = Field(gt=0)
+    threshold: float = Field(gt=0, lt=1, description="the default decision threshold (GENRE_MUSIC_THRESHOLD moves it)")
+    threshold_rule: str
+    sources: dict[str, list[str]] = Field(description="the corpus sources trained on and held out, by kind")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +95,7 @@ class ModelCard(BaseModel):
     baselines: dict[str, Any] = Field(default_factory=dict)
     calibration: Calibration | None = None
     summary_head: SummaryHeadCard | None = None
+    music_detector: MusicDetectorCard | None = None
     export_packages: dict[str, str] = Field(
         default_factory=dict,
         description="versions of Python and the packages that wrote this file: the exporter, the summary head's solver",
@@ -92,6 +107,19 @@ class ModelCard(BaseModel):
         if len(labels) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
             raise ValueError(f"the labels must be at least two distinct non-empty names, not {labels}")
         return labels
+
+    def music_threshold(self, override: float | None = None) -> float | None:
+        """The threshold on a window's music probability: `override` (a user's setting), else the
+        card's; None for a model without a detector. Raises ValueError for an override it cannot use."""
+        if self.music_detector is None:
+            if override is not None:
+                raise ValueError(
+                    f"a music threshold was set, but model {self.name} {self.version} has no music detector"
+                )
+            return None
+        if override is not None and not 0 < override < 1:
+            raise ValueError(f"the music threshold must be between 0 and 1, not {override}")
+        return self.music_detector.threshold if override is None else override
 
     def check_compatible(self) -> FrontEndSettings:
         """The front end to rebuild for this model; raises if this code cannot serve it."""

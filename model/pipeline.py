@@ -1,8 +1,8 @@
 """Audio -> prepared windows -> the answer: the one pipeline behind every interface.
 
-    pipeline = Pipeline(model.front_end)                  # limits checked against the model's card
+    pipeline = Pipeline.of(model.card)                    # limits checked against the model's card
     prepared = pipeline.prepare(upload)                   # decode, resample, windows, front end
-    analysis = pipeline.answer(prepared.windows, *model.predict(prepared.inputs))
+    analysis = pipeline.answer(prepared.windows, model.predict(prepared.inputs))
 
 The service, the Open Inference route, Ray Serve, the `genre` job on both engines, evaluation
 and the benchmarks all go through it; only where the model's outputs come from differs (a
@@ -19,13 +19,15 @@ from typing import BinaryIO
 import numpy as np
 
 from model.audio import AudioError, decode, decode_file
+from model.card import ModelCard
 from model.features import FrontEndSettings, model_input, power_db_bands
-from model.runtime import Predictor
+from model.runtime import Outputs, Predictor
 from model.windows import Window, coverage_weights, plan_windows
 
 WINDOW_HOP_S = 15.0  # the longest hop between the 30 s analysis windows of long audio
 MIN_DURATION_S = 1.0  # shorter audio is refused
 MAX_DURATION_S = 20 * 60.0  # longer audio is refused (it is decoded whole into memory)
+MIN_MUSIC_WEIGHT = 1e-3  # below this total music probability, windows weigh only by coverage
 
 
 @dataclass(frozen=True)
@@ -60,19 +62,31 @@ class ScoredWindow:
     window: Window
     probabilities: np.ndarray  # shape = (labels,)
     attention: np.ndarray  # shape = (window.n_frames,), sums to 1
+    music_probability: float | None  # None: the model has no music detector
+    is_music: bool | None  # music_probability at the pipeline's threshold
 
 
 @dataclass(frozen=True)
 class Analysis:
-    probabilities: np.ndarray  # shape = (labels,): the windows', weighed by coverage_weights
+    """The whole upload. Its genre probabilities weigh each window by its coverage and, with a
+    detector, by its music probability, so the talk of a talk show does not vote on its music's
+    genre; its music probability is the coverage-weighted mean of the windows'."""
+
+    probabilities: np.ndarray  # shape = (labels,)
     windows: list[ScoredWindow]
+    music_probability: float | None
+    is_music: bool | None
 
 
 class Pipeline:
     """The front end of one model (rebuilt from its card) with the limits it serves under."""
 
-    def __init__(self, front_end: FrontEndSettings, limits: Limits | None = None) -> None:
-        """Raises ValueError where the limits do not fit this model's front end."""
+    def __init__(
+        self, front_end: FrontEndSettings, limits: Limits | None = None, music_threshold: float | None = None
+    ) -> None:
+        """music_threshold: where a window's music probability makes it music (ModelCard.music_threshold);
+        None for a model without a detector. Raises ValueError where the limits do not fit this
+        model's front end."""
         limits = limits or Limits()
         frame_s = front_end.n_fft / front_end.sample_rate
         if limits.min_duration_s < frame_s:
@@ -81,6 +95,14 @@ class Pipeline:
             raise ValueError(f"the window hop must not exceed the model's {front_end.clip_seconds:g} s window")
         self.front_end = front_end
         self.limits = limits
+        self.music_threshold = music_threshold
+
+    @classmethod
+    def of(cls, card: ModelCard, limits: Limits | None = None, music_threshold: float | None = None) -> Pipeline:
+        """A model's pipeline: its front end, these limits, and `music_threshold` (a user's setting)
+        or its card's. Raises ValueError for limits or a threshold the model cannot serve with, and
+        model.card.IncompatibleModelError for a card this code cannot serve."""
+        return cls(card.check_compatible(), limits, card.music_threshold(music_threshold))
 
     def prepare(self, source: bytes | BinaryIO | Path) -> PreparedAudio:
         """An audio file (bytes, an open binary file, or a path) -> its windows' model inputs.
@@ -115,13 +137,27 @@ class Pipeline:
     def classify(self, model: Predictor, source: bytes | BinaryIO | Path) -> tuple[PreparedAudio, Analysis]:
         """prepare, predict and answer in one call, with the model's own session."""
         prepared = self.prepare(source)
-        return prepared, self.answer(prepared.windows, *model.predict(prepared.inputs))
+        return prepared, self.answer(prepared.windows, model.predict(prepared.inputs))
 
-    @staticmethod
-    def answer(windows: list[Window], probabilities: np.ndarray, attention: np.ndarray) -> Analysis:
-        """The windows' outputs ((windows, labels), (windows, frames)) -> per window and overall."""
-        if probabilities.shape[0] != len(windows) or attention.shape[0] != len(windows):
-            raise ValueError(f"{len(windows)} windows, but outputs for {probabilities.shape[0]}")
-        scored = [ScoredWindow(w, probabilities[i], attention[i]) for i, w in enumerate(windows)]
-        overall: np.ndarray = coverage_weights(windows) @ probabilities
-        return Analysis(overall, scored)
+    def answer(self, windows: list[Window], outputs: Outputs) -> Analysis:
+        """The windows' outputs -> per window and overall."""
+        if len(outputs) != len(windows) or len(outputs.attention) != len(windows):
+            raise ValueError(f"{len(windows)} windows, but outputs for {len(outputs)}")
+        coverage = coverage_weights(windows)
+        music = outputs.music
+        if music is None or self.music_threshold is None:
+            scored = [
+                ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], None, None)
+                for i, w in enumerate(windows)
+            ]
+            return Analysis(coverage @ outputs.probabilities, scored, None, None)
+        threshold = self.music_threshold
+        scored = [
+            ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], float(p), bool(p >= threshold))
+            for i, (w, p) in enumerate(zip(windows, music, strict=True))
+        ]
+        weights = coverage * music
+        # With no music anywhere the genres are meaningless anyway; every window then counts by coverage.
+        weights = weights / weights.sum() if weights.sum() > MIN_MUSIC_WEIGHT else coverage
+        overall = float(coverage @ music)
+        return Analysis(weights @ outputs.probabilities, scored, overall, overall >= threshold)

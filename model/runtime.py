@@ -7,6 +7,7 @@ outputs into answers.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -20,17 +21,44 @@ DEFAULT_MODEL_PATH = Path(__file__).parent / "genre_birnn.onnx"
 # The ONNX file's interface, shared by export, runtime and benchmarks.
 INPUT_NAME = "spectrogram"  # float32, shape = (batch, frames, features)
 OUTPUT_NAMES = ("probabilities", "attention")  # (batch, labels), (batch, frames)
+MUSIC_OUTPUT = "music_probability"  # (batch,): the music detector's, in models that have one
 
 ProviderChoice = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-class Predictor(Protocol):
-    """Anything that maps a batch of model inputs to probabilities and attention."""
+@dataclass(frozen=True)
+class Outputs:
+    """A batch of windows' model outputs."""
 
-    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """inputs: shape = (batch, frames, features) -> ((batch, labels), (batch, frames))."""
+    probabilities: np.ndarray  # shape = (batch, labels)
+    attention: np.ndarray  # shape = (batch, frames), each row sums to 1
+    music: np.ndarray | None = None  # shape = (batch,): P(the window is music); None: no detector
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def rows(self, start: int, stop: int) -> Outputs:
+        music = self.music[start:stop] if self.music is not None else None
+        return Outputs(self.probabilities[start:stop], self.attention[start:stop], music)
+
+    @staticmethod
+    def concatenate(parts: list[Outputs]) -> Outputs:
+        """Batches of windows of one length, end to end."""
+        music = [p.music for p in parts]
+        return Outputs(
+            np.concatenate([p.probabilities for p in parts]),
+            np.concatenate([p.attention for p in parts]),
+            None if any(m is None for m in music) else np.concatenate(music),  # type: ignore[arg-type]
+        )
+
+
+class Predictor(Protocol):
+    """Anything that maps a batch of model inputs to their outputs."""
+
+    def predict(self, inputs: np.ndarray) -> Outputs:
+        """inputs: shape = (batch, frames, features)."""
         ...
 
 
@@ -81,11 +109,19 @@ class GenreModel:
         if n_outputs != len(self.labels):
             raise IncompatibleModelError(f"the ONNX model has {n_outputs} outputs, its card {len(self.labels)} labels")
 
+        if self.has_music_detector != (self.card.music_detector is not None):
+            raise IncompatibleModelError("the ONNX model and its card disagree on whether it has a music detector")
+        self.output_names = [*OUTPUT_NAMES, *([MUSIC_OUTPUT] if self.has_music_detector else [])]
+
     @property
     def labels(self) -> list[str]:
         return self.card.labels
 
-    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """inputs: shape = (batch, frames, features) -> (probabilities (batch, labels), attention (batch, frames))."""
-        probabilities, attention = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: inputs.astype(np.float32)})
-        return probabilities, attention
+    @property
+    def has_music_detector(self) -> bool:
+        """Older models have none: they still serve genres, with no music_probability."""
+        return any(o.name == MUSIC_OUTPUT for o in self.session.get_outputs())
+
+    def predict(self, inputs: np.ndarray) -> Outputs:
+        """inputs: shape = (batch, frames, features)."""
+        return Outputs(*self.session.run(self.output_names, {INPUT_NAME: inputs.astype(np.float32)}))

@@ -14,7 +14,9 @@ from threadpoolctl import threadpool_info
 
 from app.config import Settings
 from app.main import create_app
+from model.audio import decode_file
 from model.card import card_path, load_card
+from model.features import SAMPLE_RATE
 from model.pipeline import WINDOW_HOP_S, Analysis, Limits, Pipeline
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from tests.audio import SYNTHETIC_GENRES, encode, synthetic_genre, tone
@@ -33,9 +35,9 @@ def make_client(**overrides: object) -> TestClient:
 
 def analyse(model: GenreModel, waveform: np.ndarray, hop_s: float = WINDOW_HOP_S) -> Analysis:
     """The pipeline on a mono waveform at the model's rate (no decoding), with the model's session."""
-    pipeline = Pipeline(model.front_end, Limits(hop_s=hop_s))
+    pipeline = Pipeline.of(model.card, Limits(hop_s=hop_s))
     windows, inputs = pipeline.windows(waveform)
-    return pipeline.answer(windows, *model.predict(inputs))
+    return pipeline.answer(windows, model.predict(inputs))
 
 
 def blas_threads() -> list[int]:
@@ -49,6 +51,13 @@ def post(client: TestClient, data: bytes, name: str = "clip.wav", **params: obje
         "/classify", files={"file": (name, data, "application/octet-stream")}, params=params
     )
     return response
+
+
+def real_music(n: int = 1, seconds: float = 30.0) -> list[np.ndarray]:
+    """n of the shared GTZAN audio clips, one per genre in turn, mono at the model's rate: music a
+    test can rely on the detector to call music (generated "music" is not that)."""
+    clips = sorted(GTZAN.glob("audio/*/*.flac"), key=lambda p: (p.stem.split(".")[-1], p.parent.name))
+    return [decode_file(path).waveform[: int(seconds * SAMPLE_RATE)] for path in clips[:n]]
 
 
 def wav_header_claiming(n_bytes: int, rate: int = 44100) -> bytes:

@@ -9,7 +9,9 @@ service's own pipeline (decode, resample, windows, ONNX). `audio_agreement` is t
 the clips with both whose top genre is the same by both routes.
 `robustness` is the audio clips' accuracy clean and under each of `training.degrade.DEGRADATIONS`
 (low sample rates, lossy codecs, a low-pass, noise), each degraded clip going through the
-service's audio route as an upload would. The last line printed is one JSON object.
+service's audio route as an upload would; `called_music`, for a model with a music detector, the
+share of them it calls music at its card's threshold under the same conditions. The last line
+printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -44,41 +46,43 @@ BATCH = 32
 
 def array_predictions(model: GenreModel, grids: list[np.ndarray]) -> np.ndarray:
     top = [
-        model.predict(np.stack([model_input(g, model.front_end) for g in grids[i : i + BATCH]]))[0].argmax(1)
+        model.predict(np.stack([model_input(g, model.front_end) for g in grids[i : i + BATCH]])).probabilities.argmax(1)
         for i in range(0, len(grids), BATCH)
     ]
     return np.concatenate(top) if top else np.zeros(0, dtype=np.int64)
 
 
-def upload_prediction(model: GenreModel, data: bytes) -> int:
-    """The top label of an audio file's bytes through the service's pipeline: decode, windows, ONNX."""
-    _, analysis = Pipeline(model.front_end).classify(model, data)
-    return int(analysis.probabilities.argmax())
+def upload_answer(model: GenreModel, data: bytes) -> tuple[int, bool | None]:
+    """The top label of an audio file's bytes through the service's pipeline (decode, windows, ONNX),
+    and whether it is music (None for a model without a detector)."""
+    _, analysis = Pipeline.of(model.card).classify(model, data)
+    return int(analysis.probabilities.argmax()), analysis.is_music
 
 
 def audio_prediction(model: GenreModel, path: Path) -> int:
-    return upload_prediction(model, path.read_bytes())
+    return upload_answer(model, path.read_bytes())[0]
 
 
-def degraded_hits(model: GenreModel, path: Path, label: int) -> dict[str, bool]:
-    """Whether each degradation of one audio file still gets its label."""
+def degraded_answers(model: GenreModel, path: Path) -> dict[str, tuple[int, bool | None]]:
+    """Each degradation of one audio file's answer, clean included."""
     source = decode_file(path, target_rate=None)  # the music as the file holds it, at its own rate
-    return {
-        name: upload_prediction(model, degrade(source.waveform, source.sample_rate)) == label
-        for name, degrade in DEGRADATIONS.items()
-    }
+    answers = {"clean": upload_answer(model, path.read_bytes())}
+    for name, degrade in DEGRADATIONS.items():
+        answers[name] = upload_answer(model, degrade(source.waveform, source.sample_rate))
+    return answers
 
 
-def robustness(model: GenreModel, paths: list[Path], labels: np.ndarray, clean_top: list[int]) -> dict[str, float]:
-    """Accuracy on the audio files, clean (clean_top: their top labels) and under each degradation.
+def robustness(model: GenreModel, paths: list[Path], labels: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """The audio files' accuracy clean and under each degradation, and the share called music.
 
     The files go through threads, one per core: the codecs (FFmpeg), the resampler, the FFTs and
     ONNX Runtime release the GIL, and the encoders are most of the time."""
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        hits = list(pool.map(functools.partial(degraded_hits, model), paths, [int(x) for x in labels]))
-    clean = float((np.array(clean_top) == labels).mean())
-    correct = {name: sum(h[name] for h in hits) for name in DEGRADATIONS}
-    return {"clean": round(clean, 4), **{name: round(count / len(paths), 4) for name, count in correct.items()}}
+        answers = list(pool.map(functools.partial(degraded_answers, model), paths))
+    conditions = ["clean", *DEGRADATIONS]
+    accuracy = {c: round(float(np.mean(np.array([a[c][0] for a in answers]) == labels)), 4) for c in conditions}
+    music = {c: round(float(np.mean([bool(a[c][1]) for a in answers])), 4) for c in conditions}
+    return accuracy, music
 
 
 def evaluate(
@@ -107,11 +111,13 @@ def evaluate(
             audio_paths.append(path)
             audio_top.append(audio_prediction(model, path))
     has_audio = bool(audio_rows)
+    accuracy, music = robustness(model, audio_paths, labels[audio_rows]) if has_audio else (None, None)
     result.update(
         audio_n=len(audio_rows),
         audio_accuracy=float((labels[audio_rows] == audio_top).mean()) if has_audio else None,
         audio_agreement=float((array_top[audio_rows] == audio_top).mean()) if has_audio else None,
-        robustness=robustness(model, audio_paths, labels[audio_rows], audio_top) if has_audio else None,
+        robustness=accuracy,
+        called_music=music if model.has_music_detector else None,
         model=f"{model.card.name} {model.card.version}",
     )
     return result
@@ -136,9 +142,11 @@ def evaluate_folder(model: GenreModel, data: Path, only: list[str] | None = None
         truth.append(index)
     labels = np.array(truth, dtype=np.int64)
     result = summary(labels, np.array(top, dtype=np.int64), model.labels)
+    accuracy, music = robustness(model, paths, labels) if paths else (None, None)
     result.update(
         audio_n=len(paths),
-        robustness=robustness(model, paths, labels, top) if paths else None,
+        robustness=accuracy,
+        called_music=music if model.has_music_detector else None,
         skipped=skipped,
         model=f"{model.card.name} {model.card.version}",
     )

@@ -17,7 +17,7 @@ from ray import serve
 from app.batching import Engine, score_requests
 from app.config import Settings
 from app.main import create_app
-from model.runtime import Predictor
+from model.runtime import Outputs, Predictor
 
 settings = Settings()
 
@@ -36,12 +36,12 @@ class ServeBatchingEngine:
     async def stop(self) -> None:
         """Nothing to stop."""
 
-    async def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        result: tuple[np.ndarray, np.ndarray] = await self._batched(inputs)
+    async def predict(self, inputs: np.ndarray) -> Outputs:
+        result: Outputs = await self._batched(inputs)
         return result
 
     @serve.batch(max_batch_size=settings.max_in_flight, batch_wait_timeout_s=settings.batch_wait_ms / 1000)
-    async def _batched(self, requests: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    async def _batched(self, requests: list[np.ndarray]) -> list[Outputs]:
         # ONNX Runtime releases the GIL: the replica's event loop keeps serving while it runs.
         return await asyncio.to_thread(score_requests, self.model, requests, self.max_batch_windows)
 

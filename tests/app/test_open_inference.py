@@ -72,6 +72,7 @@ def test_server_and_model_metadata(v2: tuple[TestClient, str]) -> None:
     meta = client.get(path).json()
     assert meta["inputs"][0] == {"name": "audio", "datatype": "BYTES", "shape": [1]}
     assert meta["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(SHIPPED_LABELS)]}
+    assert meta["outputs"][2] == {"name": "music_probability", "datatype": "FP32", "shape": [-1]}
     assert meta["parameters"]["labels"] == list(SHIPPED_LABELS)
     assert client.get(f"{path}/versions/{meta['versions'][0]}").json() == meta
     assert client.get(f"{path}/ready").status_code == 200
@@ -87,10 +88,13 @@ def test_spectrogram_in_json_gives_the_models_own_outputs(v2: tuple[TestClient, 
     answer = client.post(f"{path}/infer", json=body).json()
     assert answer["id"] == "r1" and answer["model_name"] == path.rsplit("/", 1)[1]
     outputs = {o["name"]: o for o in answer["outputs"]}
-    expected_p, expected_a = GenreModel(providers="cpu").predict(x)
+    expected = GenreModel(providers="cpu").predict(x)
+    expected_p, expected_a = expected.probabilities, expected.attention
     assert outputs["probabilities"]["shape"] == [2, 10] and outputs["attention"]["shape"] == [2, 100]
     np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (2, 10)), expected_p, atol=1e-5)
     np.testing.assert_allclose(np.reshape(outputs["attention"]["data"], (2, 100)), expected_a, atol=1e-5)
+    assert outputs["music_probability"]["shape"] == [2] and expected.music is not None
+    np.testing.assert_allclose(outputs["music_probability"]["data"], expected.music, atol=1e-5)
 
 
 def test_audio_in_binary_gives_what_classify_gives(v2: tuple[TestClient, str]) -> None:
@@ -103,10 +107,13 @@ def test_audio_in_binary_gives_what_classify_gives(v2: tuple[TestClient, str]) -
     assert response.status_code == 200, response.text
     head, blobs = read_binary_response(response.content, int(response.headers["inference-header-content-length"]))
     probabilities = np.frombuffer(blobs["probabilities"], "<f4")
-    assert [o["name"] for o in head["outputs"]] == ["probabilities"]  # type: ignore[attr-defined]
+    names = [o["name"] for o in head["outputs"]]  # type: ignore[attr-defined]
+    assert names == ["probabilities", "music_probability"]
     classified = client.post("/classify", files={"file": ("a.flac", audio)}).json()
     expected = {g["genre"]: g["probability"] for g in classified["genres"]}
     np.testing.assert_allclose(probabilities, [expected[label] for label in SHIPPED_LABELS], atol=1e-6)
+    music = np.frombuffer(blobs["music_probability"], "<f4")
+    np.testing.assert_allclose(music, [classified["music_probability"]], atol=1e-6)
 
 
 def test_classification_extension_ranks_labels(v2: tuple[TestClient, str]) -> None:
@@ -120,7 +127,7 @@ def test_classification_extension_ranks_labels(v2: tuple[TestClient, str]) -> No
     }
     [out] = client.post(f"{path}/infer", json=body).json()["outputs"]
     assert out["datatype"] == "BYTES" and out["shape"] == [1, 3]
-    expected = GenreModel(providers="cpu").predict(x)[0][0]
+    expected = GenreModel(providers="cpu").predict(x).probabilities[0]
     ranked = [s.split(":") for s in out["data"]]
     assert [int(i) for _, i, _ in ranked] == list(np.argsort(-expected)[:3])
     assert [label for *_, label in ranked] == [SHIPPED_LABELS[int(i)] for _, i, _ in ranked]
@@ -219,9 +226,9 @@ def test_tritons_client_against_the_real_server(server: tuple[str, subprocess.Po
     spectrogram_input = triton.InferInput("spectrogram", list(x.shape), "FP32")
     spectrogram_input.set_data_from_numpy(x, binary_data=True)
     result = client.infer(name, [spectrogram_input])  # no outputs named: all of them, in binary
-    expected_p, expected_a = GenreModel(providers="cpu").predict(x)
-    np.testing.assert_allclose(result.as_numpy("probabilities"), expected_p, atol=1e-5)
-    np.testing.assert_allclose(result.as_numpy("attention"), expected_a, atol=1e-5)
+    expected = GenreModel(providers="cpu").predict(x)
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected.probabilities, atol=1e-5)
+    np.testing.assert_allclose(result.as_numpy("attention"), expected.attention, atol=1e-5)
 
     broken = triton.InferInput("audio", [1], "BYTES")
     broken.set_data_from_numpy(np.array([b"RIFF nonsense"], dtype=np.object_), binary_data=True)

@@ -21,13 +21,17 @@ def check_response(body: dict, duration_s: float, tolerance_s: float = 0.01) -> 
     probs = [g["probability"] for g in body["genres"]]
     assert [g["genre"] for g in body["genres"]] and set(g["genre"] for g in body["genres"]) <= set(SHIPPED_LABELS)
     assert probs == sorted(probs, reverse=True)
-    assert body["top_genre"] == body["genres"][0]["genre"]
+    # Generated audio may or may not sound like music to the detector (tests/app/test_music.py says which).
+    if body["is_music"] is False:
+        assert body["top_genre"] is None and body["no_genre_reason"] == "not_music"
+    else:
+        assert body["top_genre"] == body["genres"][0]["genre"] and body["no_genre_reason"] is None
     assert body["duration_s"] == pytest.approx(duration_s, abs=tolerance_s)
     for segment in body["segments"]:
         assert 0 <= segment["start_s"] < segment["end_s"] <= duration_s + tolerance_s
         seg_probs = [g["probability"] for g in segment["genres"]]
         assert seg_probs == sorted(seg_probs, reverse=True)
-        assert segment["top_genre"] == segment["genres"][0]["genre"]
+        assert segment["top_genre"] == (segment["genres"][0]["genre"] if segment["is_music"] is not False else None)
         assert segment["frame_hop_s"] == pytest.approx(FRAME_HOP_SECONDS)
         if segment["attention"] is not None:
             attention = np.array(segment["attention"])

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.service import Classifier
 from model.audio import AudioTooLong
 from model.pipeline import Pipeline
-from model.runtime import Predictor
+from model.runtime import Outputs, Predictor
 from tests.audio import encode, music_like
 from tests.helpers import blas_threads
 
@@ -32,7 +32,7 @@ class RecordingEngine:
     async def stop(self) -> None:
         """Nothing to stop."""
 
-    async def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    async def predict(self, inputs: np.ndarray) -> Outputs:
         self.calls.append(inputs.shape)
         return self.model.predict(inputs)
 

@@ -10,8 +10,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from bench.server import running_server
+from model.features import SAMPLE_RATE
 from tests.audio import encode, music_like
-from tests.helpers import ROOT, SHIPPED_LABELS
+from tests.helpers import ROOT, SHIPPED_LABELS, real_music
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
@@ -58,18 +59,18 @@ def painted_pixels(page: Page) -> int:
 
 
 def test_a_three_minute_track_tells_its_story(page: Page, tmp_path: Path, console_errors: list[str]) -> None:
-    """A 3-minute generated track: genre bars, a labelled genre-over-time lane, one merged attention strip
+    """A 3-minute track of real music: genre bars, a labelled genre-over-time lane, one merged attention strip
     over the waveform, plain words with the details on hover, and no console errors (favicon included)."""
     expect(page.locator("#labels")).to_have_text(f" (of 10: {', '.join(SHIPPED_LABELS)})")  # from the card
     clip = tmp_path / "song.mp3"
-    music = np.concatenate(
-        [music_like(90.0, 44100, seed=1, channels=2), 0.5 * music_like(90.0, 44100, seed=7, channels=2)]
-    )
-    clip.write_bytes(encode(music, 44100, "MP3", "MPEG_LAYER_III"))
+    music = np.concatenate(real_music(6))
+    clip.write_bytes(encode(np.stack([music, 0.8 * music], axis=1), SAMPLE_RATE, "MP3", "MPEG_LAYER_III"))
     page.set_input_files("#file", str(clip))
     expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
     expect(page.locator("#chart .bar")).to_have_count(len(SHIPPED_LABELS))
     expect(page.locator("#top-genre")).to_have_text(page.locator("#chart span").first.inner_text())
+    expect(page.locator("#not-music")).to_be_hidden()
+    expect(page.locator("#music")).to_contain_text("Music:")
     expect(page.locator("#timeline-card")).to_be_visible()
 
     stretches = page.locator("#genre-lane .stretch")
@@ -89,6 +90,29 @@ def test_a_three_minute_track_tells_its_story(page: Page, tmp_path: Path, consol
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-page-3min.png"), full_page=True)
     assert (ARTIFACTS / "web-page-3min.png").stat().st_size > 10_000
+
+
+def test_not_music_is_said_plainly_and_drawn_over_time(page: Page, tmp_path: Path) -> None:
+    """White noise: "this doesn't sound like music", no top genre, the genres greyed as hypothetical.
+    Then music followed by a minute of hiss: music and not music on the lane."""
+    noise = tmp_path / "noise.wav"
+    noise.write_bytes(encode(0.2 * np.random.default_rng(0).standard_normal(10 * SAMPLE_RATE), SAMPLE_RATE))
+    page.set_input_files("#file", str(noise))
+    expect(page.locator("#status")).to_contain_text("Done", timeout=60_000)
+    expect(page.locator("#not-music")).to_have_text("This doesn’t sound like music.")
+    expect(page.locator("#not-music")).to_be_visible()
+    expect(page.locator("#top-line")).to_be_hidden()
+    expect(page.locator("#chart-title")).to_contain_text("meaningful only for music")
+
+    other = 0.05 * np.random.default_rng(3).standard_normal(60 * SAMPLE_RATE)
+    mixed = tmp_path / "talk-show.flac"
+    mixed.write_bytes(encode(np.concatenate([real_music(1)[0], other]), SAMPLE_RATE, "FLAC", "PCM_16"))
+    page.set_input_files("#file", str(mixed))
+    expect(page.locator("#status")).to_contain_text("Done: talk-show.flac", timeout=60_000)
+    stretches = page.locator("#genre-lane .stretch")
+    kinds = [s.get_attribute("data-music") for s in stretches.all()]
+    assert kinds[0] == "true" and kinds[-1] == "false", kinds
+    assert stretches.last.inner_text() == "not music" and stretches.first.inner_text() in SHIPPED_LABELS
 
 
 def test_errors_are_shown_clearly(page: Page, tmp_path: Path) -> None:

@@ -20,5 +20,6 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "album" / "disc 2" / "d.webm").write_bytes(encoded("webm", seconds=4.0))
     (root / "album" / "broken.mp3").write_bytes(b"not an mp3 at all" * 100)
     (root / "tiny.wav").write_bytes(encode(np.zeros(500, np.float32), 22050))
+    (root / "hiss.wav").write_bytes(encode(0.1 * np.random.default_rng(0).standard_normal(6 * 22050), 22050))
     (root / "album" / "cover.txt").write_text("not audio, not listed")
     return root

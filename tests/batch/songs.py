@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
+
+from model.features import SAMPLE_RATE
 from tests.audio import encode, encoded, music_like
+from tests.helpers import real_music
 
 # Files of every kind a library job meets, for tests that mix them: good ones at several rates,
 # codecs and window counts, and ones that must get an error row.
-SONG_KINDS = ("flac_44k", "wav_22k", "m4a", "two_windows", "short", "corrupt", "too_short")
+SONG_KINDS = ("flac_44k", "wav_22k", "m4a", "two_windows", "short", "corrupt", "too_short", "noise", "real_music")
 
 
 @functools.cache
@@ -29,6 +33,10 @@ def song(kind: str, seed: int = 0) -> bytes:
         return b"ID3 not an mp3 at all" * 50
     if kind == "too_short":
         return encode(music_like(0.4, 22050, seed=seed), 22050)
+    if kind == "noise":  # not music: the detector's verdict
+        return encode(0.1 * np.random.default_rng(seed).standard_normal(6 * 22050).astype(np.float32), 22050)
+    if kind == "real_music":
+        return encode(real_music(seed + 1, seconds=12.0)[seed], SAMPLE_RATE)
     raise ValueError(kind)
 
 

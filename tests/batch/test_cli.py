@@ -26,14 +26,17 @@ def test_every_file_gets_a_row(library: Path, tmp_path: Path, suffix: str) -> No
     out = tmp_path / f"genres{suffix}"
     assert classify(str(library), "--out", str(out)) == 0
     rows = {Path(r["path"]).name: r for r in read_rows(out)}
-    assert set(rows) == {"a.wav", "b.flac", "c.m4a", "d.webm", "broken.mp3", "tiny.wav"}
+    assert set(rows) == {"a.wav", "b.flac", "c.m4a", "d.webm", "broken.mp3", "tiny.wav", "hiss.wav"}
     model = GenreModel(providers="cpu")
     assert list(next(iter(rows.values()))) == columns(model.labels)
-    for name in ("a.wav", "b.flac", "c.m4a", "d.webm"):
+    for name in ("a.wav", "b.flac", "c.m4a", "d.webm", "hiss.wav"):
         row = rows[name]
         probabilities = np.array([float(row[label]) for label in model.labels])
         assert row["error"] in (None, "") and probabilities.sum() == pytest.approx(1.0, abs=1e-4)
-        assert row["top_genre"] == model.labels[int(probabilities.argmax())]
+        assert 0 <= float(row["music_probability"]) <= 1 and str(row["is_music"]) in ("True", "False", "true", "false")
+        music = str(row["is_music"]).lower() == "true"
+        assert row["top_genre"] in ((model.labels[int(probabilities.argmax())],) if music else (None, ""))
+    assert str(rows["hiss.wav"]["is_music"]).lower() == "false"  # white noise: not music, no genre
     assert "could not be decoded as audio" in rows["broken.mp3"]["error"]
     assert "the minimum is 1 s" in rows["tiny.wav"]["error"]  # the service's own limit
     assert float(rows["b.flac"]["duration_s"]) == pytest.approx(35.0, abs=0.01)
@@ -44,7 +47,7 @@ def test_rows_are_the_services_answers(library: Path, tmp_path: Path) -> None:
     classify(str(library / "album" / "b.flac"), "--out", str(out))
     [row] = read_rows(out)
     model = GenreModel(providers="cpu")
-    _, analysis = Pipeline(model.front_end).classify(model, library / "album" / "b.flac")
+    _, analysis = Pipeline.of(model.card).classify(model, library / "album" / "b.flac")
     expected = analysis.probabilities
     np.testing.assert_allclose([row[label] for label in model.labels], expected, atol=1e-5)
 
@@ -56,7 +59,7 @@ def test_resume_skips_the_files_already_done(library: Path, tmp_path: Path, suff
     assert classify(str(first), "--out", str(out)) == 0
     assert classify(str(library), "--out", str(out), "--resume") == 0
     paths = [r["path"] for r in read_rows(out)]
-    assert len(paths) == len(set(paths)) == 6 and paths[0] == str(first)
+    assert len(paths) == len(set(paths)) == 7 and paths[0] == str(first)
 
 
 def test_the_command_line_reports_and_refuses_clearly(library: Path, tmp_path: Path) -> None:
@@ -69,6 +72,7 @@ def test_the_command_line_reports_and_refuses_clearly(library: Path, tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     assert "4 file(s) classified" in result.stderr and "1 with errors" in result.stderr
+    assert next(iter(read_rows(out)))["music_probability"] != ""  # the detector's columns are filled
     bad = subprocess.run(
         [sys.executable, "-m", "batch.cli", "classify", str(library), "--out", str(tmp_path / "x.xlsx")],
         cwd=ROOT,

@@ -28,6 +28,8 @@ def answer(path: str, probabilities: tuple[float, float, float] = (0.2, 0.7, 0.1
         "path": path,
         "top_genre": top,
         **dict(zip(LABELS, probabilities, strict=True)),
+        "music_probability": 0.9,
+        "is_music": True,
         "duration_s": 3.5,
         "error": None,
     }
@@ -36,6 +38,10 @@ def answer(path: str, probabilities: tuple[float, float, float] = (0.2, 0.7, 0.1
 def test_a_full_answer_and_a_full_error_keep_the_rule() -> None:
     assert row_problem(answer("x"), LABELS) is None
     assert row_problem(error_row("x", LABELS, "not audio"), LABELS) is None
+    not_music = {**answer("x"), "top_genre": None, "music_probability": 0.1, "is_music": False}
+    assert row_problem(not_music, LABELS) is None  # not music: the genres stay, no top genre
+    no_detector = {**answer("x"), "music_probability": None, "is_music": None}
+    assert row_problem(no_detector, LABELS) is None
 
 
 @pytest.mark.parametrize(
@@ -49,6 +55,11 @@ def test_a_full_answer_and_a_full_error_keep_the_rule() -> None:
         ({"top_genre": "a"}, "not its most probable label"),
         ({"duration_s": float("nan")}, "its duration"),
         ({"duration_s": None}, "its duration"),
+        ({"is_music": False}, "not music, yet has a top genre"),
+        ({"is_music": None}, "without a verdict"),
+        ({"music_probability": None}, "without a verdict"),
+        ({"music_probability": 1.5}, "its music probability"),
+        ({"error": "late", "top_genre": None, "a": None, "b": None, "c": None, "duration_s": None}, "both"),
     ],
 )
 def test_a_row_that_breaks_the_rule_is_named(change: dict[str, object], problem: str) -> None:
@@ -96,7 +107,7 @@ def test_a_torn_last_line_is_dropped_on_resume(tmp_path: Path, suffix: str) -> N
         sink.write(answer("y"))
     whole = out.read_bytes()
     out.write_bytes(whole[: len(whole) - 9])  # a kill in the middle of y's line
-    assert done_paths(out) == {"x"}
+    assert done_paths(out, LABELS) == {"x"}
     assert out.read_bytes() == whole[: whole.index(b"\n", whole.index(b"x")) + 1]
     with RowSink(open_writer(out, LABELS, append=True), LABELS, ["y"], 1) as sink:
         sink.write(answer("y", (0.1, 0.1, 0.8)))
@@ -115,7 +126,7 @@ def test_parquet_parts_left_by_a_kill_are_resumed_into_one_readable_file(
     # Killed here: never closed. Two whole parts of two rows; 't' was only in memory.
     (out.parent / "rows.parquet.parts" / "part-000002.unfinished").write_bytes(b"PAR1 torn")
     assert not out.exists() and len(part_files(out)) == 2
-    assert done_paths(out) == {"p", "q", "r", "s"}
+    assert done_paths(out, LABELS) == {"p", "q", "r", "s"}
     with RowSink(open_writer(out, LABELS, append=True), LABELS, ["t", "u"], 4) as sink:
         sink.write(answer("t"))
         sink.write(error_row("u", LABELS, "not audio"))
@@ -133,7 +144,18 @@ def test_a_parquet_merge_interrupted_after_the_replace_keeps_each_file_once(tmp_
     parts.write(answer("q"))
     parts._flush()  # type: ignore[attr-defined]
     (tmp_path / "other.parquet.parts").rename(tmp_path / "rows.parquet.parts")
-    assert done_paths(out) == {"p", "q"}
+    assert done_paths(out, LABELS) == {"p", "q"}
     with RowSink(open_writer(out, LABELS, append=True), LABELS, ["r"], 2) as sink:
         sink.write(answer("r"))
     assert [r["path"] for r in read_rows(out)] == ["p", "q", "r"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_resuming_into_an_output_of_other_columns_is_refused(tmp_path: Path, suffix: str) -> None:
+    """An output of model 2.1 (no music columns), or of another model's labels, is not appended to."""
+    out = tmp_path / f"rows{suffix}"
+    with RowSink(open_writer(out, LABELS, append=False), LABELS, ["x"], 0) as sink:
+        sink.write(answer("x"))
+    assert done_paths(out, LABELS) == {"x"}
+    with pytest.raises(ValueError, match=r"has the columns .* write a new file"):
+        done_paths(out, ["a", "b", "d"])

@@ -45,12 +45,13 @@ def assert_same_rows(got: dict[str, Row], expected: dict[str, Row]) -> None:
         want = expected[path]
         assert row_problem(row, LABELS) is None, (path, row)
         assert list(row) == list(want)
-        assert (row["top_genre"], row["error"], row["duration_s"]) == (
+        assert (row["top_genre"], row["error"], row["duration_s"], row["is_music"]) == (
             want["top_genre"],
             want["error"],
             want["duration_s"],
+            want["is_music"],
         ), path
-        for label in LABELS:
+        for label in (*LABELS, "music_probability"):
             assert (row[label] is None) == (want[label] is None), (path, label)
             if row[label] is not None:
                 assert row[label] == pytest.approx(want[label], abs=1e-5), (path, label)
@@ -73,8 +74,17 @@ def test_two_good_songs_get_full_rows(tmp_path: Path) -> None:
     """The report: a 44.1 kHz FLAC and a 22.05 kHz WAV, a batch with no failure, came back empty."""
     library = write_library(tmp_path / "library", ["flac_44k", "wav_22k"])
     local, on_ray = local_and_ray(library, tmp_path)
-    assert all(row["top_genre"] in LABELS and row["error"] is None for row in on_ray.values())
+    assert all(row["music_probability"] is not None and row["error"] is None for row in on_ray.values())
     assert_same_rows(on_ray, local)
+
+
+def test_not_music_gets_its_verdict_and_no_genre_on_both_engines(tmp_path: Path) -> None:
+    library = write_library(tmp_path / "library", ["real_music", "noise", "real_music"])
+    local, on_ray = local_and_ray(library, tmp_path)
+    assert_same_rows(on_ray, local)
+    verdicts = {Path(p).name.split("-", 1)[1]: (r["is_music"], r["top_genre"]) for p, r in on_ray.items()}
+    assert verdicts["noise.wav"] == (False, None)
+    assert verdicts["real_music.wav"][0] is True and verdicts["real_music.wav"][1] in LABELS
 
 
 def test_twelve_songs_and_a_corrupt_mp3_get_full_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,7 +144,7 @@ def test_a_model_with_other_labels_gets_its_own_columns(tmp_path: Path) -> None:
     assert classify(library, local, "--workers", "1", "--model", str(own_model)) == 0
     assert classify(library, on_ray, "--ray", "local", "--model", str(own_model)) == 0
     got, expected = rows_by_path(on_ray), rows_by_path(local)
-    assert list(next(iter(got.values())))[2:-2] == own_labels
+    assert list(next(iter(got.values())))[2 : 2 + len(own_labels)] == own_labels
     assert set(got) == set(expected)
     for path, row in got.items():
         assert (row["top_genre"], row["error"]) == (expected[path]["top_genre"], expected[path]["error"])
@@ -177,4 +187,4 @@ def test_ray_resume_skips_what_is_done(library: Path, tmp_path: Path) -> None:
     assert main(["classify", str(library / "a.wav"), "--out", str(out), "--quiet"]) == 0
     assert main(["classify", str(library), "--out", str(out), "--ray", "local", "--resume", "--quiet"]) == 0
     paths = [r["path"] for r in read_rows(out)]
-    assert len(paths) == len(set(paths)) == 6
+    assert len(paths) == len(set(paths)) == 7

@@ -88,7 +88,8 @@ def test_serve_answers_the_services_api(served: str) -> None:
     response = httpx.post(f"{url}/classify", files={"file": ("a.ogg", encoded("ogg", 40.0))}, timeout=60)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["top_genre"] in SHIPPED_LABELS and len(body["segments"]) == 2  # 40 s: two windows
+    assert body["genres"][0]["genre"] in SHIPPED_LABELS and len(body["segments"]) == 2  # 40 s: two windows
+    assert body["music_probability"] is not None and body["top_genre"] in (*SHIPPED_LABELS, None)
     bad = httpx.post(f"{url}/classify", files={"file": ("a.wav", b"RIFF nonsense")}, timeout=60)
     assert bad.status_code == 415 and "detail" in bad.json()
     name = health["model"]["name"]

@@ -154,6 +154,6 @@ def test_export_with_cv_ships_calibrated_probabilities(
         head_log_p = head(torch.from_numpy(x)).numpy()
     fused = np.log(softmax(clip_logits(net, list(x)), axis=1)) + report.summary_head.weight * head_log_p
     expected = softmax(fused / report.calibration.temperature, axis=1)
-    got = GenreModel(onnx, providers="cpu").predict(x)[0]
+    got = GenreModel(onnx, providers="cpu").predict(x).probabilities
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert ort.InferenceSession(str(onnx)).get_outputs()[0].shape[-1] == 10
