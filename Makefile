@@ -57,7 +57,8 @@ pytest: $(DEV_VENV)/.installed browser
 #   make cv      scores that recipe by artist-disjoint 5-fold cross-validation over train + valid,
 #                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures, the
 #                calibration and the summary head's C and weight that export puts in the file and card
-#   make train   trains the shipped network (about 26 min) and exports it with $(CV_REPORT)
+#   make train   trains the shipped network (about 26 min), exports it with $(CV_REPORT) and attaches
+#                the music detector to it (make detector)
 # A run that was interrupted goes on from its last whole epoch when its target is made again (--resume).
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1 --resume
 FOLDS := 0 1 2 3 4
@@ -78,12 +79,23 @@ runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ $(LOG)
 
 train: runs/final
-	$(MAKE) export
+	$(MAKE) export detector
 
 # The speed reference: model 1.2.0 (four networks), kept as a file in bench/reference/.
+GENRE_MODEL := runs/genre/genre_birnn.onnx
 export: $(DEV_VENV)/.installed
-	$(DEV_VENV)/bin/python -m training.export --run runs/final --cv $(CV_REPORT) --out model/genre_birnn.onnx \
+	$(DEV_VENV)/bin/python -m training.export --run runs/final --cv $(CV_REPORT) --out $(GENRE_MODEL) \
 		--version $(MODEL_VERSION) --speed-reference bench/reference/genre_birnn_1.2.0.onnx
+
+# The music detector (training.detector): a head on the frozen genre model's fused vector, trained on
+# the corpus of training.corpus (Debian's speech, effects and soundtracks, about 1 GB, fetched once
+# into $(CORPUS); as root it installs espeak-ng and flite), attached to $(GENRE_MODEL) as the shipped
+# file. Its windows are built once (about 20 min on 2 cores) into runs/detector/windows.npz.
+CORPUS := runs/corpus
+detector: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python -m training.corpus fetch --cache $(CORPUS)
+	$(DEV_VENV)/bin/python -m training.detector --genre-model $(GENRE_MODEL) --corpus $(CORPUS) \
+		--out model/genre_birnn.onnx --version $(MODEL_VERSION) --speed-reference bench/reference/genre_birnn_1.2.0.onnx
 
 evaluate: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.evaluate --data ../shared/data/gtzan
@@ -98,4 +110,4 @@ docker-smoke:
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector evaluate bench docker-smoke clean
