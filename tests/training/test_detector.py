@@ -149,7 +149,7 @@ def test_operating_points_trade_music_kept_for_not_music_caught() -> None:
         scores.append(rng.uniform(0.2, 1.0) if music else rng.uniform(0.0, 0.4))
     rows = np.arange(600)
     points = operating_points(np.array(scores), w, rows[rows % 3 != 0], rows[rows % 3 == 0])
-    thresholds = [p["threshold"] for p in points]
+    thresholds = [float(p["threshold"]) for p in points]  # type: ignore[arg-type]
     assert thresholds == sorted(thresholds, reverse=True)  # less music lost, a lower threshold
     caught = [p["held_out_not_music_called_not_music"]["speech"] for p in points]  # type: ignore[index]
     assert caught == sorted(caught, reverse=True)
