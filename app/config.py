@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     min_duration_s: float = Field(MIN_DURATION_S, gt=0)
     window_hop_s: float = Field(WINDOW_HOP_S, gt=0)
     # Where a window's or upload's music probability makes it music; unset: the model card's, chosen
-    # to call at most 1 % of music not music out of fold (MODEL_CARD.md). Lower it to let more
+    # to call at most 0.5 % of music not music out of fold (MODEL_CARD.md). Lower it to let more
     # borderline audio through as music, raise it to turn more away.
     music_threshold: float | None = Field(None, gt=0, lt=1)
 

@@ -7,7 +7,7 @@ whole (`Source.held_out`), so the detector's figures are measured on voices, lan
 and signals it never heard. The GTZAN arrays and audio clips are music too (training.detector
 adds them). What each source holds:
 
-- speech: Asterisk's recorded telephone prompts (five voices, five languages, 8 kHz), two more
+- speech: Asterisk's recorded telephone prompts (four voices, five languages, 8 kHz), two more
   prompt sets (GSM), and the espeak-ng and flite text-to-speech voices;
 - effects: the sound folders of game and desktop data packages (jingles left out by name);
 - noise, tones, silence: training.synthetic;
@@ -122,6 +122,9 @@ SOURCES: tuple[Source, ...] = (
     Source("hedgewars-music", "music", False, "hedgewars-data", f"{GAMES}/hedgewars/Data/Music"),
     Source("supertux-music", "music", False, "supertux-data", f"{GAMES}/supertux2/music"),
     Source("freedroidrpg-music", "music", False, "freedroidrpg-data", "usr/share/freedroidrpg/data/sound/music"),
+    Source("extremetuxracer-music", "music", False, "extremetuxracer-data", f"{GAMES}/etr/music"),
+    Source("lincity-ng-music", "music", False, "lincity-ng-data", f"{GAMES}/lincity-ng/music"),
+    Source("xmoto-music", "music", False, "xmoto-data", f"{GAMES}/xmoto/Textures/Musics"),
     Source("nexuiz-music", "music", True, "nexuiz-music", f"{GAMES}/nexuiz"),
     Source("singularity-music", "music", True, "singularity-music", f"{GAMES}/singularity/music"),
 )
