@@ -146,7 +146,10 @@ def fetch(cache: Path) -> None:
             with zipfile.ZipFile(archive) as z:
                 z.extractall(archive.with_suffix(""))
     if not all(shutil.which(t) for t in TTS_PACKAGES):
-        subprocess.run(["apt-get", "install", "-y", "-qq", *TTS_PACKAGES], check=True)
+        try:
+            subprocess.run(["apt-get", "install", "-y", "-qq", *TTS_PACKAGES], check=True)
+        except (OSError, subprocess.CalledProcessError):
+            raise SystemExit(f"the text-to-speech voices need: apt-get install {' '.join(TTS_PACKAGES)}") from None
 
 
 def files(source: Source, cache: Path) -> list[Path]:

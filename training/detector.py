@@ -1,7 +1,7 @@
 """The music detector: a second head on what the genre network computes, trained afterwards.
 
-    python -m training.detector --run runs/final --cv training/inputs/cv.json --corpus runs/corpus \
-        --out runs/detector
+    python -m training.detector --genre-model runs/genre/genre_birnn.onnx --corpus runs/corpus \
+        --out model/genre_birnn.onnx --version 2.2.0 [--work runs/detector]
 
 The genre network stays frozen, so the genres of music do not move by a bit. For every analysis
 window the head reads what the network already computes: the attention-weighted BiGRU features
@@ -17,8 +17,8 @@ clips), and is measured two ways:
 
 The alternatives are scored the same way: the same head on the fused vector alone, a logistic
 regression on the same features, a Mahalanobis distance of the fused vector from the music's, and
-an out-of-distribution score on the genre probabilities (their largest). The report goes to
-WORK/report.json; the model with its detector to --out.
+an out-of-distribution score on the genre probabilities (their largest). The windows are kept in
+WORK/parts/, the report in WORK/report.json; the model with its detector goes to --out.
 """
 
 from __future__ import annotations
@@ -484,6 +484,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
+    if not card_path(args.genre_model).is_file():
+        raise SystemExit(f"{args.genre_model} or its card is missing: export the genre model first (make export)")
     front_end = load_card(card_path(args.genre_model)).check_compatible()
     args.work.mkdir(parents=True, exist_ok=True)
     cached = args.work / "windows.npz"  # building them (decoding, degrading, speaking) is the slow part

@@ -153,3 +153,10 @@ def test_operating_points_trade_music_kept_for_not_music_caught() -> None:
     assert thresholds == sorted(thresholds, reverse=True)  # less music lost, a lower threshold
     caught = [p["held_out_not_music_called_not_music"]["speech"] for p in points]  # type: ignore[index]
     assert caught == sorted(caught, reverse=True)
+
+
+def test_a_missing_genre_model_says_what_to_run(tmp_path: Path) -> None:
+    from training.detector import main
+
+    with pytest.raises(SystemExit, match=r"export the genre model first"):
+        main(["--genre-model", str(tmp_path / "absent.onnx"), "--version", "9.9.9", "--work", str(tmp_path / "w")])
