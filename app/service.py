@@ -14,7 +14,7 @@ from app.batching import BatchingEngine, Engine
 from app.config import Settings
 from app.schemas import NOT_MUSIC, ClassifyResponse, GenreScore, ModelInfo, Segment
 from model.features import one_blas_thread
-from model.pipeline import Analysis, Pipeline, PreparedAudio
+from model.pipeline import Analysis, Pipeline, PreparedAudio, top_label
 from model.runtime import GenreModel, Predictor
 
 EngineFactory = Callable[[Predictor, Settings], Engine]
@@ -74,13 +74,9 @@ class Classifier:
         analysis = self.pipeline.answer(audio.windows, await self.engine.predict(audio.inputs))
         metrics.AUDIO_SECONDS.inc(audio.duration_s)
         metrics.MUSIC.labels(MUSIC_VERDICTS[analysis.is_music]).inc()
-        if analysis.is_music is not False:
-            metrics.PREDICTIONS.labels(self.model.labels[int(analysis.probabilities.argmax())]).inc()
+        if (label := top_label(analysis.probabilities, analysis.is_music, self.model.labels)) is not None:
+            metrics.PREDICTIONS.labels(label).inc()
         return audio, analysis
-
-    def top_genre(self, probabilities: np.ndarray, is_music: bool | None) -> str | None:
-        """The most probable label, unless the detector says this is not music."""
-        return None if is_music is False else self.model.labels[int(probabilities.argmax())]
 
     async def classify(self, data: bytes | BinaryIO, top_k: int, with_attention: bool) -> ClassifyResponse:
         audio, analysis = await self.analyse(data)
@@ -90,7 +86,7 @@ class Classifier:
                 end_s=round(w.window.end_s, 4),
                 music_probability=w.music_probability,
                 is_music=w.is_music,
-                top_genre=self.top_genre(w.probabilities, w.is_music),
+                top_genre=top_label(w.probabilities, w.is_music, self.model.labels),
                 genres=self.ranked(w.probabilities, top_k),
                 frame_hop_s=w.window.frame_hop_s,
                 first_frame_s=round(w.window.first_frame_s, 6),
@@ -101,7 +97,7 @@ class Classifier:
         return ClassifyResponse(
             music_probability=analysis.music_probability,
             is_music=analysis.is_music,
-            top_genre=self.top_genre(analysis.probabilities, analysis.is_music),
+            top_genre=top_label(analysis.probabilities, analysis.is_music, self.model.labels),
             no_genre_reason=NOT_MUSIC if analysis.is_music is False else None,
             genres=self.ranked(analysis.probabilities, top_k),
             duration_s=round(audio.duration_s, 4),

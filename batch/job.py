@@ -24,7 +24,7 @@ from batch.output import Row, RowSink, Summary, check_format, done_paths, error_
 from model.audio import AUDIO_SUFFIXES, AudioError
 from model.card import card_path, load_card
 from model.features import one_blas_thread
-from model.pipeline import Analysis, Limits, Pipeline, PreparedAudio
+from model.pipeline import Analysis, Limits, Pipeline, PreparedAudio, top_label
 from model.runtime import GenreModel, Outputs
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ def answer_row(path: str, duration_s: float, analysis: Analysis, labels: list[st
     overall = analysis.probabilities
     return {
         "path": path,
-        "top_genre": None if analysis.is_music is False else labels[int(overall.argmax())],
+        "top_genre": top_label(overall, analysis.is_music, labels),
         **{label: float(p) for label, p in zip(labels, overall, strict=True)},
         "music_probability": analysis.music_probability,
         "is_music": analysis.is_music,

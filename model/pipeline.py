@@ -78,6 +78,11 @@ class Analysis:
     is_music: bool | None
 
 
+def top_label(probabilities: np.ndarray, is_music: bool | None, labels: list[str]) -> str | None:
+    """The most probable label, or None where the detector says the audio is not music."""
+    return None if is_music is False else labels[int(probabilities.argmax())]
+
+
 class Pipeline:
     """The front end of one model (rebuilt from its card) with the limits it serves under."""
 

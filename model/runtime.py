@@ -109,6 +109,8 @@ class GenreModel:
         if n_outputs != len(self.labels):
             raise IncompatibleModelError(f"the ONNX model has {n_outputs} outputs, its card {len(self.labels)} labels")
 
+        # Older models have none: they still serve genres, with no music_probability.
+        self.has_music_detector = any(o.name == MUSIC_OUTPUT for o in self.session.get_outputs())
         if self.has_music_detector != (self.card.music_detector is not None):
             raise IncompatibleModelError("the ONNX model and its card disagree on whether it has a music detector")
         self.output_names = [*OUTPUT_NAMES, *([MUSIC_OUTPUT] if self.has_music_detector else [])]
@@ -116,11 +118,6 @@ class GenreModel:
     @property
     def labels(self) -> list[str]:
         return self.card.labels
-
-    @property
-    def has_music_detector(self) -> bool:
-        """Older models have none: they still serve genres, with no music_probability."""
-        return any(o.name == MUSIC_OUTPUT for o in self.session.get_outputs())
 
     def predict(self, inputs: np.ndarray) -> Outputs:
         """inputs: shape = (batch, frames, features)."""

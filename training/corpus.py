@@ -35,14 +35,14 @@ import av
 import numpy as np
 import soxr
 
-from model.audio import AudioError, decode, decode_file
+from model.audio import AUDIO_SUFFIXES, AudioError, decode, decode_file
 from model.features import SAMPLE_RATE
 from training.degrade import DEGRADATIONS, with_noise
 from training.synthetic import SYNTHETIC, room_tone
 
 Kind = Literal["music", "speech", "effects", "noise", "tones", "silence"]
 NOT_MUSIC_KINDS: tuple[Kind, ...] = ("speech", "effects", "noise", "tones", "silence")
-AUDIO_SUFFIXES = {".wav", ".ogg", ".oga", ".opus", ".flac", ".gsm", ".wv", ".mp3"}
+PACKAGE_AUDIO_SUFFIXES = {*AUDIO_SUFFIXES, ".gsm", ".wv"}  # the service's, raw GSM prompts and WavPack sounds
 JINGLE = re.compile(r"music|zik|jingle|fanfare|horn|startup|login|logout|shutdown|win|lose|complete", re.IGNORECASE)
 ITEM_SECONDS = (2.0, 30.0)  # the lengths of not-music items: up to one analysis window
 # 30 s windows taken from each soundtrack, spread over it: more from those trained on (their variety
@@ -157,7 +157,7 @@ def files(source: Source, cache: Path) -> list[Path]:
     root = cache / source.package / source.folder
     if not root.is_dir():
         raise SystemExit(f"{root} is missing: run python -m training.corpus fetch --cache {cache}")
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in PACKAGE_AUDIO_SUFFIXES)
     return [p for p in found if source.kind == "music" or not JINGLE.search(p.relative_to(root).as_posix())]
 
 
@@ -239,6 +239,14 @@ def degraded(waveform: np.ndarray, rng: np.random.Generator, kind: Kind) -> np.n
     if condition == "noise":
         return decode(with_noise(waveform, SAMPLE_RATE, rng.uniform(5, 30), int(rng.integers(1 << 30)))).waveform
     return decode(DEGRADATIONS[str(condition)](waveform, SAMPLE_RATE)).waveform
+
+
+def under_each_degradation(waveform: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """The waveform clean, then through each of the robustness table's degradations, decoded by the
+    service's route: what held-out music is measured under."""
+    yield "clean", waveform
+    for name, degrade in DEGRADATIONS.items():
+        yield name, decode(degrade(waveform, SAMPLE_RATE)).waveform
 
 
 def _cycle(paths: list[Path], rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -47,12 +47,11 @@ from torch import nn
 
 from model.audio import decode
 from model.card import ModelCard, MusicDetectorCard, card_path, load_card, write_card
-from model.features import SAMPLE_RATE, FrontEndSettings, model_input
+from model.features import FrontEndSettings, model_input
 from model.pipeline import Pipeline
 from model.runtime import INPUT_NAME, MUSIC_OUTPUT, OUTPUT_NAMES
-from training.corpus import NOT_MUSIC_KINDS, SOURCES, Source, degraded, items
+from training.corpus import NOT_MUSIC_KINDS, SOURCES, Source, degraded, items, under_each_degradation
 from training.data import audio_path, load_arrays, read_labels
-from training.degrade import DEGRADATIONS
 from training.export import speed
 from training.folds import artist_groups
 
@@ -69,7 +68,6 @@ PROTOCOL = (
 N_FOLDS = 5
 MAX_MUSIC_MISS = 0.005  # the threshold keeps out-of-fold music called not music under this share
 OPERATING_POINTS = (0.01, 0.005, 0.0025)  # other such shares, whose thresholds the card lists
-DEFAULT_THRESHOLD = 0.5
 HIDDEN = 64
 EPOCHS = 400
 ITEMS = {"speech": 10, "effects": 40, "noise": 80, "tones": 100, "silence": 40}  # per source and split
@@ -156,21 +154,21 @@ def music_windows(
     trained on, once degraded at random, and sometimes with a voice over it (rap, a radio host),
     which is still music."""
     voices = [s for s in SOURCES if s.voice and s.held_out == source.held_out]
-    conditions = ["clean", *DEGRADATIONS, "speech_over_music"] if source.held_out else ["random"]
-    if not source.held_out and rng.random() < 0.25:
-        conditions = ["speech_over_music"]
-    for condition in conditions:
-        if condition == "speech_over_music":
-            voice = voices[rng.integers(len(voices))]
-            talk = next(items(voice, cache, 1, int(rng.integers(1 << 30))))
-            talk = np.resize(talk, len(waveform)) * rng.uniform(0.5, 2.0) * (np.std(waveform) / (np.std(talk) or 1))
-            w = (waveform + talk).astype(np.float32)
-        elif condition == "random":
-            w = degraded(waveform, rng, "music")
-        elif condition == "clean":
-            w = waveform
-        else:
-            w = decode(DEGRADATIONS[condition](waveform, SAMPLE_RATE)).waveform
+
+    def voiced() -> np.ndarray:
+        voice = voices[rng.integers(len(voices))]
+        talk = next(items(voice, cache, 1, int(rng.integers(1 << 30))))
+        talk = np.resize(talk, len(waveform)) * rng.uniform(0.5, 2.0) * (np.std(waveform) / (np.std(talk) or 1))
+        mixed: np.ndarray = (waveform + talk).astype(np.float32)
+        return mixed
+
+    if source.held_out:
+        variants = [*under_each_degradation(waveform), ("speech_over_music", voiced())]
+    elif rng.random() < 0.25:
+        variants = [("speech_over_music", voiced())]
+    else:
+        variants = [("random", degraded(waveform, rng, "music"))]
+    for condition, w in variants:
         windows.add(pipeline.windows(w)[1], "music", source.name, source.name, source.held_out, condition)
 
 
@@ -196,12 +194,9 @@ def gtzan_windows(front_end: FrontEndSettings, data: Path, seed: int, part: str)
         path = audio_path(data, row["genre"], row["clip_id"])
         if path is None:
             continue
-        waveform = decode(path.read_bytes()).waveform
         group = f"gtzan:{artist[row['clip_id']]}"
-        windows.add(pipeline.windows(waveform)[1], "music", "gtzan-audio", group, False, "clean", row["genre"])
-        for name, degrade in DEGRADATIONS.items():
-            w = decode(degrade(waveform, SAMPLE_RATE)).waveform
-            windows.add(pipeline.windows(w)[1], "music", "gtzan-audio", group, False, name, row["genre"])
+        for condition, w in under_each_degradation(decode(path.read_bytes()).waveform):
+            windows.add(pipeline.windows(w)[1], "music", "gtzan-audio", group, False, condition, row["genre"])
     return windows
 
 

@@ -64,21 +64,25 @@ def audio_prediction(model: GenreModel, path: Path) -> int:
 
 
 def degraded_answers(model: GenreModel, path: Path) -> dict[str, tuple[int, bool | None]]:
-    """Each degradation of one audio file's answer, clean included."""
+    """One audio file's answer under each degradation."""
     source = decode_file(path, target_rate=None)  # the music as the file holds it, at its own rate
-    answers = {"clean": upload_answer(model, path.read_bytes())}
-    for name, degrade in DEGRADATIONS.items():
-        answers[name] = upload_answer(model, degrade(source.waveform, source.sample_rate))
-    return answers
+    return {
+        name: upload_answer(model, degrade(source.waveform, source.sample_rate))
+        for name, degrade in DEGRADATIONS.items()
+    }
 
 
-def robustness(model: GenreModel, paths: list[Path], labels: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
-    """The audio files' accuracy clean and under each degradation, and the share called music.
+def robustness(
+    model: GenreModel, paths: list[Path], labels: np.ndarray, clean: list[tuple[int, bool | None]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The audio files' accuracy clean (clean: their answers) and under each degradation, and the
+    share called music.
 
     The files go through threads, one per core: the codecs (FFmpeg), the resampler, the FFTs and
     ONNX Runtime release the GIL, and the encoders are most of the time."""
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        answers = list(pool.map(functools.partial(degraded_answers, model), paths))
+        degraded = list(pool.map(functools.partial(degraded_answers, model), paths))
+    answers = [{"clean": c, **d} for c, d in zip(clean, degraded, strict=True)]
     conditions = ["clean", *DEGRADATIONS]
     accuracy = {c: round(float(np.mean(np.array([a[c][0] for a in answers]) == labels)), 4) for c in conditions}
     music = {c: round(float(np.mean([bool(a[c][1]) for a in answers])), 4) for c in conditions}
@@ -103,15 +107,16 @@ def evaluate(
     result = summary(labels, array_top, model.labels)
 
     genres = {row["clip_id"]: row["genre"] for row in read_labels(data)}
-    audio_rows, audio_paths, audio_top = [], [], []
+    audio_rows, audio_paths, audio_answers = [], [], []
     for i, clip_id in enumerate(clips.ids):
         path = audio_path(data, genres[clip_id], clip_id)
         if path is not None:
             audio_rows.append(i)
             audio_paths.append(path)
-            audio_top.append(audio_prediction(model, path))
+            audio_answers.append(upload_answer(model, path.read_bytes()))
+    audio_top = [top for top, _ in audio_answers]
     has_audio = bool(audio_rows)
-    accuracy, music = robustness(model, audio_paths, labels[audio_rows]) if has_audio else (None, None)
+    accuracy, music = robustness(model, audio_paths, labels[audio_rows], audio_answers) if has_audio else (None, None)
     result.update(
         audio_n=len(audio_rows),
         audio_accuracy=float((labels[audio_rows] == audio_top).mean()) if has_audio else None,
@@ -127,22 +132,22 @@ def evaluate_folder(model: GenreModel, data: Path, only: list[str] | None = None
     """Metrics of a plain folder's audio files through the audio route; unreadable files are
     listed under `skipped`, not scored."""
     found = scan_label_folder(data)
-    paths, truth, top, skipped = [], [], [], []
+    paths, truth, answers, skipped = [], [], [], []
     for path, label in found.files:
         name = path.relative_to(data).as_posix()
         if only is not None and name not in only:
             continue
         index = label_index(model.labels, label, data)
         try:
-            top.append(audio_prediction(model, path))
+            answers.append(upload_answer(model, path.read_bytes()))
         except AudioError as e:
             skipped.append(f"{name}: {e}")
             continue
         paths.append(path)
         truth.append(index)
     labels = np.array(truth, dtype=np.int64)
-    result = summary(labels, np.array(top, dtype=np.int64), model.labels)
-    accuracy, music = robustness(model, paths, labels) if paths else (None, None)
+    result = summary(labels, np.array([top for top, _ in answers], dtype=np.int64), model.labels)
+    accuracy, music = robustness(model, paths, labels, answers) if paths else (None, None)
     result.update(
         audio_n=len(paths),
         robustness=accuracy,
