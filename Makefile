@@ -57,8 +57,8 @@ pytest: $(DEV_VENV)/.installed browser
 #   make cv      scores that recipe by artist-disjoint 5-fold cross-validation over train + valid,
 #                two folds at a time (about 95 min), and writes $(CV_REPORT): the figures, the
 #                calibration and the summary head's C and weight that export puts in the file and card
-#   make train   trains the shipped network (about 26 min), exports it with $(CV_REPORT) and attaches
-#                the music detector to it (make detector)
+#   make train   trains the shipped network (about 26 min), exports it with $(CV_REPORT), attaches
+#                the music detector to it (make detector) and exposes its embedding (make embedding)
 # A run that was interrupted goes on from its last whole epoch when its target is made again (--resume).
 TRAIN := $(DEV_VENV)/bin/python -m training.train --data ../shared/data/gtzan --threads 1 --resume
 FOLDS := 0 1 2 3 4
@@ -79,7 +79,7 @@ runs/final: $(DEV_VENV)/.installed
 	mkdir -p $(@D) && $(TRAIN) --all-clips --out $@ $(LOG)
 
 train: runs/final
-	$(MAKE) export detector
+	$(MAKE) export detector embedding
 
 # The speed reference: model 1.2.0 (four networks), kept as a file in bench/reference/.
 GENRE_MODEL := runs/genre/genre_birnn.onnx
@@ -92,10 +92,16 @@ export: $(DEV_VENV)/.installed
 # into $(CORPUS); as root it installs espeak-ng and flite), attached to $(GENRE_MODEL) as the shipped
 # file. Its windows are built once (about 20 min on 2 cores) into runs/detector/windows.npz.
 CORPUS := runs/corpus
+DETECTED_MODEL := runs/detector/genre_birnn.onnx
 detector: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.corpus fetch --cache $(CORPUS)
 	$(DEV_VENV)/bin/python -m training.detector --genre-model $(GENRE_MODEL) --corpus $(CORPUS) \
-		--out model/genre_birnn.onnx --version $(MODEL_VERSION) --speed-reference bench/reference/genre_birnn_1.2.0.onnx
+		--out $(DETECTED_MODEL) --version $(MODEL_VERSION) --speed-reference bench/reference/genre_birnn_1.2.0.onnx
+
+# The shipped file: the detected model with its fused vector as the `embedding` output (training.embedding).
+embedding: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python -m training.embedding --model $(DETECTED_MODEL) --out model/genre_birnn.onnx \
+		--version $(MODEL_VERSION)
 
 evaluate: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.evaluate --data ../shared/data/gtzan
@@ -110,4 +116,4 @@ docker-smoke:
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding evaluate bench docker-smoke clean

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # to call at most 0.5 % of music not music out of fold (MODEL_CARD.md). Lower it to let more
     # borderline audio through as music, raise it to turn more away.
     music_threshold: float | None = Field(None, gt=0, lt=1)
+    # A library to search by POST /similar: the Parquet file of `genre classify --embeddings` made with
+    # this model; unset: /similar answers 404. A large one's search index is built at start-up and
+    # saved beside it (model/library_index.py).
+    index_path: Path | None = None
 
     # Admission control (app/admission.py): what the service holds at once.
     max_in_flight: int = Field(4, ge=1)  # classifications reading, decoding or inferring at once
@@ -57,6 +61,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         self.limits()  # refuse limits no model could serve at start-up; the model's own are checked on load
+        if self.index_path is not None and not self.index_path.is_file():
+            raise ValueError(f"GENRE_INDEX_PATH: {self.index_path} is not a file")
         if self.api_keys is not None:
             parse_keys(self.api_keys.get_secret_value())  # refuse an empty key list at start-up
         return self

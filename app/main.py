@@ -89,9 +89,9 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def is_inference_path(path: str) -> bool:
-    """The paths that carry uploads (POST /classify, the Open Inference Protocol's infer): they are
-    size-limited, admitted and, with API keys set, authenticated."""
-    return path == "/classify" or (path.startswith("/v2/models/") and path.endswith("/infer"))
+    """The paths that carry uploads (POST /classify and /similar, the Open Inference Protocol's infer):
+    they are size-limited, admitted and, with API keys set, authenticated."""
+    return path in ("/classify", "/similar") or (path.startswith("/v2/models/") and path.endswith("/infer"))
 
 
 def create_app(settings: Settings | None = None, engine: EngineFactory = batching_engine) -> FastAPI:

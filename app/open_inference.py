@@ -8,10 +8,12 @@
 
 The model's name and version are its card's. It takes one of two inputs:
 - `audio`: BYTES, shape [1], an audio file's bytes (binary tensor data extension) -> `probabilities`
-  [1, labels] and `music_probability` [1], through the same pipeline as POST /classify;
+  [1, labels], `music_probability` [1] and `embedding` [1, dimension] (the track's, unit length),
+  through the same pipeline as POST /classify;
 - `spectrogram`: FP32 [batch, frames, features], the raw model's input -> `probabilities`
-  [batch, labels], `attention` [batch, frames] and `music_probability` [batch], one per window.
-`music_probability` is there when the model has a music detector (its metadata lists it).
+  [batch, labels], `attention` [batch, frames], `music_probability` [batch] and `embedding`
+  [batch, dimension] (each window's fused vector, as the model gives it), one per window.
+`music_probability` and `embedding` are there when the model has them (its metadata lists them).
 An output requested with `"parameters": {"classification": k}` answers with the classification
 extension: BYTES [rows, k] of "score:index:label". Every error is `{"error": ...}`.
 """
@@ -47,7 +49,7 @@ from app.schemas import (
 )
 from app.service import Classifier
 from model.audio import AudioError
-from model.runtime import MUSIC_OUTPUT, OUTPUT_NAMES
+from model.runtime import EMBEDDING_OUTPUT, MUSIC_OUTPUT, OUTPUT_NAMES
 
 SERVER_NAME = "genre-classifier"
 EXTENSIONS = ["binary_tensor_data", "classification"]
@@ -181,6 +183,11 @@ def metadata(classifier: Classifier) -> dict[str, Any]:
                 if classifier.model.has_music_detector
                 else []
             ),
+            *(
+                [{"name": EMBEDDING_OUTPUT, "datatype": "FP32", "shape": [-1, card.embedding.dimension]}]
+                if card.embedding is not None
+                else []
+            ),
         ],
         "parameters": {"labels": card.labels},
     }
@@ -256,6 +263,8 @@ async def audio_outputs(classifier: Classifier, tensor: Tensor) -> dict[str, np.
     values = {PROBABILITIES: analysis.probabilities[None, :].astype(np.float32)}
     if analysis.music_probability is not None:
         values[MUSIC_OUTPUT] = np.array([analysis.music_probability], np.float32)
+    if analysis.embedding is not None:
+        values[EMBEDDING_OUTPUT] = analysis.embedding[None, :]
     return values
 
 
@@ -274,6 +283,8 @@ async def spectrogram_outputs(classifier: Classifier, tensor: Tensor) -> dict[st
     values = {PROBABILITIES: outputs.probabilities, ATTENTION: outputs.attention}
     if outputs.music is not None:
         values[MUSIC_OUTPUT] = outputs.music
+    if outputs.embedding is not None:
+        values[EMBEDDING_OUTPUT] = outputs.embedding
     return values
 
 

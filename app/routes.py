@@ -1,4 +1,4 @@
-"""HTTP routes: POST /classify, the probes, the metrics and the web page."""
+"""HTTP routes: POST /classify, POST /similar, the probes, the metrics and the web page."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
-from app.schemas import ClassifyResponse, ErrorResponse, Health
+from app.schemas import ClassifyResponse, ErrorResponse, Health, SimilarResponse
 from app.service import Classifier
 from model.audio import FORMATS_FOR_HUMANS, AudioError
 
@@ -53,6 +53,7 @@ async def classify(
         int | None, Query(ge=1, description="how many genres to return, at most the model's labels (default: all)")
     ] = None,
     attention: Annotated[bool, Query(description="include per-frame attention weights")] = True,
+    embedding: Annotated[bool, Query(description="include the upload's embedding (for similarity search)")] = False,
 ) -> ClassifyResponse:
     """Audio longer than 30 s is analysed in 30 s windows, at most `GENRE_WINDOW_HOP_S` apart and spread
     evenly to the end; the overall probabilities count every stretch of audio once."""
@@ -61,15 +62,60 @@ async def classify(
     n_labels = len(classifier.model.labels)
     if top_k is not None and top_k > n_labels:
         raise HTTPException(422, f"top_k must be at most {n_labels}, the number of labels of this model")
+    if embedding and not classifier.model.has_embedding:
+        info = classifier.info
+        raise HTTPException(
+            422, f"model {info.name} {info.version} gives no embedding; embedding=true needs 2.3 or later"
+        )
     try:
-        return await classifier.classify(file.file, top_k or n_labels, attention)
+        return await classifier.classify(file.file, top_k or n_labels, attention, embedding)
+    except AudioError as e:
+        raise HTTPException(e.status, str(e)) from e
+
+
+MAX_SIMILAR = 100  # tracks one /similar answer lists at most
+
+
+@router.post(
+    "/similar",
+    response_model=SimilarResponse,
+    responses={
+        404: {"model": ErrorResponse, "description": "no library is loaded (GENRE_INDEX_PATH is unset)"},
+        413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
+        415: {"model": ErrorResponse, "description": "not audio in a supported format"},
+        422: {"model": ErrorResponse, "description": "missing or bad file, k out of range, or a genre not the model's"},
+        503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
+    },
+    summary="The library's tracks most like an audio file",
+)
+async def similar(
+    classifier: ReadyClassifier,
+    file: Annotated[UploadFile, File(description=f"{FORMATS_FOR_HUMANS}; any sample rate and channel count")],
+    k: Annotated[int, Query(ge=1, le=MAX_SIMILAR, description="how many tracks")] = 10,
+    genre: Annotated[str | None, Query(description="only tracks of this top genre")] = None,
+) -> SimilarResponse:
+    """The upload's embedding (as POST /classify?embedding=true gives it) against the library's, by cosine
+    similarity: duplicates of the upload come first, at a similarity near 1."""
+    metrics.PAYLOAD_BYTES.observe(file.size or 0)
+    if classifier.library is None:
+        raise HTTPException(
+            404,
+            "no library is loaded: start the service with GENRE_INDEX_PATH set to a Parquet "
+            "file of `genre classify --embeddings`",
+        )
+    if genre is not None and genre not in classifier.model.labels:
+        raise HTTPException(422, f"genre must be one of {', '.join(classifier.model.labels)}, not {genre!r}")
+    try:
+        return await classifier.similar(file.file, k, genre)
     except AudioError as e:
         raise HTTPException(e.status, str(e)) from e
 
 
 @router.get("/health", response_model=Health, summary="Liveness")
 async def health(classifier: LoadedClassifier) -> Health:
-    return Health(status="ok", model=classifier.info if classifier else None)
+    if classifier is None:
+        return Health(status="ok")
+    return Health(status="ok", model=classifier.info, library=classifier.library_info)
 
 
 @router.get(
@@ -79,7 +125,7 @@ async def ready(request: Request, response: Response, classifier: LoadedClassifi
     if classifier is None or not request.app.state.ready:
         response.status_code = 503
         return Health(status="loading", model=classifier.info if classifier else None)
-    return Health(status="ready", model=classifier.info)
+    return Health(status="ready", model=classifier.info, library=classifier.library_info)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

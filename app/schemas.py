@@ -25,6 +25,14 @@ class ModelInfo(BaseModel):
     )
 
 
+class Library(BaseModel):
+    """The library POST /similar searches (GENRE_INDEX_PATH)."""
+
+    path: str
+    tracks: int = Field(description="tracks with an embedding")
+    search: Literal["exact", "approximate"] = Field(description="approximate: an HNSW index, for large libraries")
+
+
 class Segment(BaseModel):
     """One analysis window of 30 s (a lone window spans the whole clip)."""
 
@@ -69,11 +77,31 @@ class ClassifyResponse(BaseModel):
     channels: int
     model: ModelInfo
     segments: list[Segment]
+    embedding: list[float] | None = Field(
+        None,
+        description="with embedding=true: the upload's embedding (unit length; compare by dot product, the cosine "
+        "similarity), its windows' fused vectors weighted by coverage",
+    )
+
+
+class SimilarTrack(BaseModel):
+    path: str = Field(description="the track's path, as the library holds it")
+    similarity: float = Field(ge=-1, le=1, description="cosine similarity of the two embeddings (1: the same audio)")
+    top_genre: str | None
+
+
+class SimilarResponse(BaseModel):
+    tracks: list[SimilarTrack] = Field(description="the library's tracks most like the upload, most similar first")
+    music_probability: float | None = Field(ge=0, le=1, description="the upload's, as in POST /classify")
+    is_music: bool | None
+    library: Library
+    model: ModelInfo
 
 
 class Health(BaseModel):
     status: str
     model: ModelInfo | None = None
+    library: Library | None = Field(None, description="the library POST /similar searches; null: none loaded")
 
 
 class ErrorResponse(BaseModel):

@@ -12,8 +12,18 @@ import numpy as np
 from app import metrics
 from app.batching import BatchingEngine, Engine
 from app.config import Settings
-from app.schemas import NOT_MUSIC, ClassifyResponse, GenreScore, ModelInfo, Segment
+from app.schemas import (
+    NOT_MUSIC,
+    ClassifyResponse,
+    GenreScore,
+    Library,
+    ModelInfo,
+    Segment,
+    SimilarResponse,
+    SimilarTrack,
+)
 from model.features import one_blas_thread
+from model.library_index import LibraryIndex
 from model.pipeline import Analysis, Pipeline, PreparedAudio, top_label
 from model.runtime import GenreModel, Predictor
 
@@ -50,6 +60,13 @@ class Classifier:
             metrics.PREDICTIONS.labels(label)
         for verdict in MUSIC_VERDICTS.values():
             metrics.MUSIC.labels(verdict)
+        # A library that does not fit this model stops the start, with LibraryError's reason.
+        self.library: LibraryIndex | None = None
+        self.library_info: Library | None = None
+        if settings.index_path is not None:
+            self.library = LibraryIndex.load(settings.index_path, card)
+            search = "approximate" if self.library.approximate else "exact"
+            self.library_info = Library(path=str(settings.index_path), tracks=len(self.library), search=search)
         self.engine = engine(self.model, settings)
         one_blas_thread()  # the front-end threads are its parallelism
         self._frontend = ThreadPoolExecutor(settings.frontend_workers, thread_name_prefix="frontend")
@@ -78,7 +95,9 @@ class Classifier:
             metrics.PREDICTIONS.labels(label).inc()
         return audio, analysis
 
-    async def classify(self, data: bytes | BinaryIO, top_k: int, with_attention: bool) -> ClassifyResponse:
+    async def classify(
+        self, data: bytes | BinaryIO, top_k: int, with_attention: bool, with_embedding: bool = False
+    ) -> ClassifyResponse:
         audio, analysis = await self.analyse(data)
         segments = [
             Segment(
@@ -105,4 +124,21 @@ class Classifier:
             channels=audio.channels,
             model=self.info,
             segments=segments,
+            embedding=analysis.embedding.tolist() if with_embedding and analysis.embedding is not None else None,
+        )
+
+    async def similar(self, data: bytes | BinaryIO, k: int, genre: str | None) -> SimilarResponse:
+        """The library's k tracks most like the upload (of top genre `genre`, if given)."""
+        library, info = self.library, self.library_info
+        assert library is not None and info is not None, "the route checks that a library is loaded"
+        _, analysis = await self.analyse(data)
+        assert analysis.embedding is not None  # a library loads only for a model with embeddings
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(self._frontend, library.nearest, analysis.embedding, k, genre)
+        return SimilarResponse(
+            tracks=[SimilarTrack(path=n.path, similarity=n.similarity, top_genre=n.top_genre) for n in found],
+            music_probability=analysis.music_probability,
+            is_music=analysis.is_music,
+            library=info,
+            model=self.info,
         )

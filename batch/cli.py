@@ -2,10 +2,15 @@
 
     genre classify PATH... [--out FILE] [--resume] [--workers N] [--model PATH] [--ray ADDRESS]
                            [--hop-s S] [--min-duration-s S] [--max-duration-s S] [--music-threshold P]
+                           [--embeddings]
+    genre similar QUERY --index LIBRARY.parquet [-k K] [--genre G] [--json] [--model PATH]
 
 PATHs are audio files or folders (walked recursively for audio files). One row per file goes to
-FILE, whose extension picks the format: .jsonl, .csv or .parquet (pip install
-'genre-service[parquet]'). A file that cannot be classified gets a row with its reason in `error`.
+FILE, whose extension picks the format: .jsonl, .csv or .parquet. A file that cannot be
+classified gets a row with its reason in `error`; with --embeddings every row has its track's
+embedding too, and a Parquet file of them is a library that `genre similar` searches: QUERY (an
+audio file, or a path already in the library) -> the K most similar tracks, with their cosine
+similarity and top genre.
 With --ray the same job runs as a Ray Data pipeline on a cluster (`local` starts one here; pip
 install 'genre-service[ray]'). The window hop and the duration limits default to the service's
 (model.pipeline); the music threshold to the model card's (a file that is not music gets
@@ -16,13 +21,17 @@ stopped without one for each, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from batch.job import run
 from batch.output import JobError, Summary
-from model.pipeline import MAX_DURATION_S, MIN_DURATION_S, WINDOW_HOP_S, Limits
-from model.runtime import DEFAULT_MODEL_PATH
+from model.card import card_path, load_card
+from model.library_index import LibraryIndex
+from model.pipeline import MAX_DURATION_S, MIN_DURATION_S, WINDOW_HOP_S, Limits, Pipeline
+from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,6 +65,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     classify.add_argument("--actors", type=int, default=0, help="--ray: inference actors (default: GPUs, or CPUs / 2)")
     classify.add_argument("--batch-files", type=int, default=0, help="--ray: files per ONNX call (default 8)")
+    classify.add_argument("--embeddings", action="store_true", help="add each track's embedding (for genre similar)")
+
+    similar = commands.add_parser("similar", help="the tracks of a library most like a query")
+    similar.add_argument("query", metavar="QUERY", help="an audio file, or a path in the library")
+    similar.add_argument(
+        "--index", type=Path, required=True, metavar="LIBRARY", help="a Parquet file of genre classify --embeddings"
+    )
+    similar.add_argument("-k", type=int, default=10, help="how many tracks (default 10)")
+    similar.add_argument("--genre", help="only tracks of this top genre")
+    similar.add_argument("--json", action="store_true", help="a JSON list of {path, similarity, top_genre}")
+    similar.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the model that made the library")
     return parser.parse_args(argv)
 
 
@@ -75,39 +95,69 @@ def ray_job(args: argparse.Namespace, limits: Limits) -> Summary:
         not args.quiet,
         args.actors,
         args.batch_files or FILES_PER_BATCH,
+        args.embeddings,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.workers < 0 or args.actors < 0 or args.batch_files < 0:
-            raise ValueError("--workers, --actors and --batch-files must not be negative")
-        limits = Limits(args.hop_s, args.min_duration_s, args.max_duration_s)
-        if args.ray:
-            summary = ray_job(args, limits)
-        else:
-            summary = run(
-                args.paths,
-                args.out,
-                args.model,
-                args.workers,
-                args.resume,
-                limits,
-                args.music_threshold,
-                not args.quiet,
-            )
-    except JobError as e:
-        print(f"genre: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as e:
-        print(f"genre: {e}", file=sys.stderr)
-        return 2
+def classify(args: argparse.Namespace) -> None:
+    if args.workers < 0 or args.actors < 0 or args.batch_files < 0:
+        raise ValueError("--workers, --actors and --batch-files must not be negative")
+    limits = Limits(args.hop_s, args.min_duration_s, args.max_duration_s)
+    if args.ray:
+        summary = ray_job(args, limits)
+    else:
+        summary = run(
+            args.paths,
+            args.out,
+            args.model,
+            args.workers,
+            args.resume,
+            limits,
+            args.music_threshold,
+            not args.quiet,
+            args.embeddings,
+        )
     skipped = f", {summary.skipped} already there" if summary.skipped else ""
     print(
         f"genre: {summary.files} file(s) classified into {args.out}, {summary.errors} with errors{skipped}",
         file=sys.stderr,
     )
+
+
+def similar(args: argparse.Namespace) -> None:
+    card = load_card(card_path(args.model))
+    if args.k < 1:
+        raise ValueError("-k must be at least 1")
+    if args.genre is not None and args.genre not in card.labels:
+        raise ValueError(f"--genre must be one of {', '.join(card.labels)}, not {args.genre!r}")
+    library = LibraryIndex.load(args.index, card)
+    query = library.vector_of(args.query)
+    if query is None:
+        if not Path(args.query).is_file():
+            raise ValueError(f"{args.query} is neither an audio file nor a track of {args.index}")
+        analysis = Pipeline.of(card).classify(GenreModel(args.model, providers="cpu"), Path(args.query))[1]
+        assert analysis.embedding is not None  # the library's check: this model has the output
+        if analysis.is_music is False:
+            print(f"genre: {args.query} does not sound like music; its neighbours may mean little", file=sys.stderr)
+        query = analysis.embedding
+    found = library.nearest(query, args.k, args.genre, exclude=args.query)
+    if args.json:
+        print(json.dumps([asdict(n) for n in found]))
+        return
+    for n in found:
+        print(f"{n.similarity:.4f}  {n.top_genre or '-':<10}  {n.path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        classify(args) if args.command == "classify" else similar(args)
+    except JobError as e:
+        print(f"genre: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as e:  # the library's and the audio's errors are ValueErrors
+        print(f"genre: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

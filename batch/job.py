@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from batch.output import Row, RowSink, Summary, check_format, done_paths, error_row, open_writer
+from batch.output import Row, RowSchema, RowSink, Summary, check_format, done_paths, open_writer
 from model.audio import AUDIO_SUFFIXES, AudioError
 from model.card import card_path, load_card
 from model.features import one_blas_thread
@@ -29,7 +29,7 @@ from model.runtime import GenreModel, Outputs
 
 T = TypeVar("T")
 R = TypeVar("R")
-_worker: tuple[GenreModel, Pipeline] | None = None  # one per worker process
+_worker: tuple[GenreModel, Pipeline, RowSchema] | None = None  # one per worker process
 
 
 def audio_files(paths: list[Path]) -> Iterator[Path]:
@@ -62,41 +62,46 @@ def prepare_file(path: str, pipeline: Pipeline) -> PreparedFile:
         return PreparedFile(path, None, f"could not classify the file ({type(e).__name__})")
 
 
-def answer_row(path: str, duration_s: float, analysis: Analysis, labels: list[str]) -> Row:
+def answer_row(path: str, duration_s: float, analysis: Analysis, schema: RowSchema) -> Row:
     """The row of a classified file: no top genre when it is not music."""
     overall = analysis.probabilities
+    embedding = (
+        {"embedding": analysis.embedding.tolist()} if schema.embedding_dim and analysis.embedding is not None else {}
+    )
     return {
         "path": path,
-        "top_genre": top_label(overall, analysis.is_music, labels),
-        **{label: float(p) for label, p in zip(labels, overall, strict=True)},
+        "top_genre": top_label(overall, analysis.is_music, schema.labels),
+        **{label: float(p) for label, p in zip(schema.labels, overall, strict=True)},
         "music_probability": analysis.music_probability,
         "is_music": analysis.is_music,
+        **embedding,
         "duration_s": round(duration_s, 4),
         "error": None,
     }
 
 
-def file_row(prepared: PreparedFile, outputs: Outputs | None, pipeline: Pipeline, labels: list[str]) -> Row:
+def file_row(prepared: PreparedFile, outputs: Outputs | None, pipeline: Pipeline, schema: RowSchema) -> Row:
     """The row of a prepared file, given its windows' outputs (None for a file in error)."""
     if prepared.audio is None or outputs is None:
-        return error_row(prepared.path, labels, prepared.error or "could not classify the file")
+        return schema.error_row(prepared.path, prepared.error or "could not classify the file")
     analysis = pipeline.answer(prepared.audio.windows, outputs)
-    return answer_row(prepared.path, prepared.audio.duration_s, analysis, labels)
+    return answer_row(prepared.path, prepared.audio.duration_s, analysis, schema)
 
 
-def _start_worker(model_path: str, pipeline: Pipeline) -> None:
+def _start_worker(model_path: str, pipeline: Pipeline, schema: RowSchema) -> None:
     global _worker
     one_blas_thread()  # the worker processes are the parallelism
-    _worker = (GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1), pipeline)
+    model = GenreModel(Path(model_path), providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    _worker = (model, pipeline, schema)
 
 
 def classify_file(path: str) -> Row:
     """One file's row (in a worker process)."""
     assert _worker is not None, "the worker was not started"
-    model, pipeline = _worker
+    model, pipeline, schema = _worker
     prepared = prepare_file(path, pipeline)
     outputs = model.predict(prepared.audio.inputs) if prepared.audio is not None else None
-    return file_row(prepared, outputs, pipeline, model.labels)
+    return file_row(prepared, outputs, pipeline, schema)
 
 
 def bounded_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
@@ -111,9 +116,9 @@ def bounded_map(pool: ProcessPoolExecutor, fn: Callable[[T], R], items: Iterable
         yield pending.popleft().result()
 
 
-def todo_files(paths: list[Path], out: Path, resume: bool, labels: list[str]) -> tuple[list[str], int]:
+def todo_files(paths: list[Path], out: Path, resume: bool, schema: RowSchema) -> tuple[list[str], int]:
     """The files to classify, and how many the output already has (--resume)."""
-    done = done_paths(out, labels) if resume else set()
+    done = done_paths(out, schema) if resume else set()
     files = [str(p) for p in audio_files(paths)]
     todo = [f for f in files if f not in done]
     return todo, len(files) - len(todo)
@@ -128,21 +133,23 @@ def run(
     limits: Limits | None = None,
     music_threshold: float | None = None,
     progress: bool = True,
+    embeddings: bool = False,
 ) -> Summary:
-    """Classify every audio file under `paths` into `out` with `workers` processes (0: one per core)."""
+    """Classify every audio file under `paths` into `out` with `workers` processes (0: one per core);
+    `embeddings`: each row gets its track's embedding too."""
     check_format(out)
     card = load_card(card_path(model_path))
     pipeline = Pipeline.of(card, limits, music_threshold)  # refuses what the model cannot serve, before any work
-    labels = card.labels
-    todo, skipped = todo_files(paths, out, resume, labels)
+    schema = RowSchema.of(card, embeddings)
+    todo, skipped = todo_files(paths, out, resume, schema)
     workers = workers or os.cpu_count() or 1
-    with RowSink(open_writer(out, labels, append=resume), labels, todo, skipped) as sink, ExitStack() as stack:
+    with RowSink(open_writer(out, schema, append=resume), schema, todo, skipped) as sink, ExitStack() as stack:
         if workers == 1:  # in this process: nothing to spawn, so a small job starts at once
-            _start_worker(str(model_path), pipeline)
+            _start_worker(str(model_path), pipeline, schema)
             rows: Iterator[Row] = map(classify_file, todo)
         else:
             context = multiprocessing.get_context("spawn")  # fresh interpreters: no threads forked mid-flight
-            initargs = (str(model_path), pipeline)
+            initargs = (str(model_path), pipeline, schema)
             pool = stack.enter_context(ProcessPoolExecutor(workers, context, _start_worker, initargs))
             rows = bounded_map(pool, classify_file, todo, ahead=8 * workers)
         for row in tqdm(rows, total=len(todo), unit="file", disable=not progress, desc="classify"):

@@ -1,10 +1,11 @@
 """Result rows and the files they go to: JSON lines, CSV or Parquet, chosen by the file's extension.
 
 One row per audio file: `path`, `top_genre`, one probability column per label,
-`music_probability`, `is_music`, `duration_s` and `error`. A row holds an answer (probabilities,
-a duration, and a top genre unless the file is not music) or an error (a human message, and
-nothing else), never both and never neither: RowSink checks every row before it is written and
-stops the job on one that breaks the rule. `music_probability` and `is_music` are null for a
+`music_probability`, `is_music`, with --embeddings `embedding` (the track's, unit length),
+`duration_s` and `error`. A row holds an answer (probabilities, a duration, and a top genre
+unless the file is not music) or an error (a human message, and nothing else), never both and
+never neither: RowSink checks every row before it is written and stops the job on one that
+breaks the rule. `music_probability` and `is_music` are null for a
 model without a music detector.
 
 Every format is written as results arrive, so a run that is interrupted, even killed, keeps
@@ -28,6 +29,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from model.card import ModelCard
+from model.library_index import MODEL_KEY, model_id
+
 Row = dict[str, Any]
 FORMATS = (".jsonl", ".csv", ".parquet")
 ROWS_PER_PART = 1024  # Parquet rows held in memory before they go to a part file
@@ -40,45 +44,69 @@ class JobError(RuntimeError):
 MUSIC_COLUMNS = ("music_probability", "is_music")
 
 
-def columns(labels: list[str]) -> list[str]:
-    return ["path", "top_genre", *labels, *MUSIC_COLUMNS, "duration_s", "error"]
+@dataclass(frozen=True)
+class RowSchema:
+    """What a job's rows hold: a probability per label of its model, and with --embeddings the
+    track's embedding of `embedding_dim` values; `model` (model.library_index.model_id) goes into a
+    Parquet file's metadata, so a library is searched only under the model that made it."""
 
+    labels: list[str]
+    embedding_dim: int = 0  # 0: no embedding column
+    model: str = ""
 
-def error_row(path: str, labels: list[str], reason: str) -> Row:
-    answer = dict.fromkeys([*labels, *MUSIC_COLUMNS])
-    return {"path": path, "top_genre": None, **answer, "duration_s": None, "error": reason}
+    @classmethod
+    def of(cls, card: ModelCard, embeddings: bool = False) -> RowSchema:
+        """Raises ValueError when embeddings are asked of a model without them."""
+        if embeddings and card.embedding is None:
+            raise ValueError(f"model {model_id(card)} has no embedding output; --embeddings needs model 2.3 or later")
+        return cls(card.labels, card.embedding.dimension if embeddings and card.embedding else 0, model_id(card))
 
+    @property
+    def columns(self) -> list[str]:
+        embedding = ["embedding"] if self.embedding_dim else []
+        return ["path", "top_genre", *self.labels, *MUSIC_COLUMNS, *embedding, "duration_s", "error"]
 
-def row_problem(row: Row, labels: list[str]) -> str | None:
-    """Why a row breaks the rule (an answer or an error, never both, never neither), or None."""
-    if list(row) != columns(labels):
-        return f"its columns are {list(row)}, not {columns(labels)}"
-    values = [row[label] for label in labels]
-    if row["error"] is not None:
-        if not isinstance(row["error"], str) or not row["error"].strip():
-            return f"its error is {row['error']!r}, not a message"
-        answer = [row["top_genre"], row["duration_s"], *values, *(row[c] for c in MUSIC_COLUMNS)]
-        if any(v is not None for v in answer):
-            return "it has both an error and an answer"
+    def error_row(self, path: str, reason: str) -> Row:
+        return {**dict.fromkeys(self.columns), "path": path, "error": reason}
+
+    def problem(self, row: Row) -> str | None:
+        """Why a row breaks the rule (an answer or an error, never both, never neither), or None."""
+        if list(row) != self.columns:
+            return f"its columns are {list(row)}, not {self.columns}"
+        labels = self.labels
+        values = [row[label] for label in labels]
+        if row["error"] is not None:
+            if not isinstance(row["error"], str) or not row["error"].strip():
+                return f"its error is {row['error']!r}, not a message"
+            if any(row[c] is not None for c in self.columns if c not in ("path", "error")):
+                return "it has both an error and an answer"
+            return None
+        if (row["music_probability"] is None) != (row["is_music"] is None):
+            return "it has a music probability without a verdict, or a verdict without one"
+        if row["music_probability"] is not None and not 0.0 <= row["music_probability"] <= 1.0:
+            return f"its music probability is {row['music_probability']!r}"
+        if row["is_music"] is False:
+            if row["top_genre"] is not None:
+                return "it is not music, yet has a top genre"
+        elif row["top_genre"] not in labels:
+            return f"it has neither an error nor a top genre (top_genre is {row['top_genre']!r})"
+        if not all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values) or not math.isclose(
+            sum(values), 1.0, abs_tol=1e-3
+        ):
+            return "its probabilities are not a distribution over the labels"
+        if row["top_genre"] is not None and labels[max(range(len(labels)), key=values.__getitem__)] != row["top_genre"]:
+            return "its top genre is not its most probable label"
+        if not isinstance(row["duration_s"], float) or not math.isfinite(row["duration_s"]) or row["duration_s"] < 0:
+            return f"its duration is {row['duration_s']!r}"
+        if self.embedding_dim:
+            embedding = row["embedding"]
+            if not isinstance(embedding, list) or len(embedding) != self.embedding_dim:
+                return f"its embedding is not a list of {self.embedding_dim} values"
+            if not all(isinstance(v, float) and math.isfinite(v) for v in embedding) or not math.isclose(
+                math.fsum(v * v for v in embedding), 1.0, abs_tol=1e-3
+            ):
+                return "its embedding is not a unit vector"
         return None
-    if (row["music_probability"] is None) != (row["is_music"] is None):
-        return "it has a music probability without a verdict, or a verdict without one"
-    if row["music_probability"] is not None and not 0.0 <= row["music_probability"] <= 1.0:
-        return f"its music probability is {row['music_probability']!r}"
-    if row["is_music"] is False:
-        if row["top_genre"] is not None:
-            return "it is not music, yet has a top genre"
-    elif row["top_genre"] not in labels:
-        return f"it has neither an error nor a top genre (top_genre is {row['top_genre']!r})"
-    if not all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values) or not math.isclose(
-        sum(values), 1.0, abs_tol=1e-3
-    ):
-        return "its probabilities are not a distribution over the labels"
-    if row["top_genre"] is not None and labels[max(range(len(labels)), key=values.__getitem__)] != row["top_genre"]:
-        return "its top genre is not its most probable label"
-    if not isinstance(row["duration_s"], float) or not math.isfinite(row["duration_s"]) or row["duration_s"] < 0:
-        return f"its duration is {row['duration_s']!r}"
-    return None
 
 
 def check_format(path: Path) -> None:
@@ -88,7 +116,7 @@ def check_format(path: Path) -> None:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ValueError("Parquet output needs pyarrow: pip install 'genre-service[parquet]'") from None
+            raise ValueError("Parquet output needs pyarrow: pip install pyarrow") from None
 
 
 def parts_folder(path: Path) -> Path:
@@ -141,19 +169,26 @@ def written_columns(path: Path) -> list[str] | None:
         return None  # a torn first line: drop_torn_tail cuts it
 
 
-def done_paths(path: Path, labels: list[str]) -> set[str]:
+def done_paths(path: Path, schema: RowSchema) -> set[str]:
     """The files an earlier run already wrote a row for (for --resume); a torn last line is cut.
-    Raises ValueError for an output of other columns (another model's labels, or an older version's)."""
+    Raises ValueError for an output of other columns (another model's labels, an older version's, or
+    one with or without embeddings)."""
     found = written_columns(path)
-    if found is not None and found != columns(labels):
+    if found is not None and found != schema.columns:
         raise ValueError(
-            f"{path} has the columns {', '.join(found)}; this model writes {', '.join(columns(labels))}. "
-            "Resume into the file of the same model and version, or write a new file"
+            f"{path} has the columns {', '.join(found)}; this job writes {', '.join(schema.columns)}. "
+            "Resume into the file of the same model, version and options, or write a new file"
         )
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         sources = ([path] if path.exists() else []) + part_files(path)
+        made_by = {(pq.read_schema(s).metadata or {}).get(MODEL_KEY, b"").decode() for s in sources}
+        if made_by - {schema.model}:
+            raise ValueError(
+                f"{path} holds rows of {', '.join(sorted(m or 'an unknown model' for m in made_by))}; this job runs "
+                f"{schema.model}. Resume into a file of the same model, or write a new file"
+            )
         return {p for source in sources for p in pq.read_table(source, columns=["path"]).column("path").to_pylist()}
     if not path.exists():
         return set()
@@ -171,7 +206,7 @@ class Writer(Protocol):
 
 
 class JsonLinesWriter:
-    def __init__(self, path: Path, labels: list[str], append: bool) -> None:
+    def __init__(self, path: Path, schema: RowSchema, append: bool) -> None:
         self.file = open(path, "a" if append else "w")  # noqa: SIM115  (closed by close())
 
     def write(self, row: Row) -> None:
@@ -183,15 +218,18 @@ class JsonLinesWriter:
 
 
 class CsvWriter:
-    def __init__(self, path: Path, labels: list[str], append: bool) -> None:
+    """An embedding goes into its cell as a JSON list."""
+
+    def __init__(self, path: Path, schema: RowSchema, append: bool) -> None:
         fresh = not (append and path.exists() and path.stat().st_size)
         self.file = open(path, "a" if append else "w", newline="")  # noqa: SIM115  (closed by close())
-        self.writer = csv.DictWriter(self.file, fieldnames=columns(labels), lineterminator="\n")
+        self.writer = csv.DictWriter(self.file, fieldnames=schema.columns, lineterminator="\n")
         if fresh:
             self.writer.writeheader()
 
     def write(self, row: Row) -> None:
-        self.writer.writerow(row)
+        embedding = row.get("embedding")
+        self.writer.writerow(row if embedding is None else {**row, "embedding": json.dumps(embedding)})
         self.file.flush()
 
     def close(self) -> None:
@@ -202,15 +240,18 @@ class ParquetWriter:
     """Rows into part files as they come; on close, the earlier output (with --resume), the parts
     and the last rows merged into the output, each file once."""
 
-    def __init__(self, path: Path, labels: list[str], append: bool) -> None:
+    def __init__(self, path: Path, schema: RowSchema, append: bool) -> None:
         import pyarrow as pa
 
         self.path, self.append = path, append
+        embedding = [("embedding", pa.list_(pa.float32(), schema.embedding_dim))] if schema.embedding_dim else []
         self.schema = pa.schema(
             [("path", pa.string()), ("top_genre", pa.string())]
-            + [(label, pa.float64()) for label in labels]
+            + [(label, pa.float64()) for label in schema.labels]
             + [("music_probability", pa.float64()), ("is_music", pa.bool_())]
-            + [("duration_s", pa.float64()), ("error", pa.string())]
+            + embedding
+            + [("duration_s", pa.float64()), ("error", pa.string())],
+            metadata={MODEL_KEY: schema.model.encode()},
         )
         self.parts = parts_folder(path)
         if not append:  # a fresh run: an earlier run's parts are not this one's rows
@@ -256,13 +297,13 @@ class ParquetWriter:
         shutil.rmtree(self.parts)
 
 
-def open_writer(path: Path, labels: list[str], append: bool) -> Writer:
+def open_writer(path: Path, schema: RowSchema, append: bool) -> Writer:
     kinds: dict[str, type[JsonLinesWriter] | type[CsvWriter] | type[ParquetWriter]] = {
         ".jsonl": JsonLinesWriter,
         ".csv": CsvWriter,
         ".parquet": ParquetWriter,
     }
-    return kinds[path.suffix](path, labels, append)
+    return kinds[path.suffix](path, schema, append)
 
 
 @dataclass(frozen=True)
@@ -276,13 +317,13 @@ class RowSink:
     """The one way rows reach a writer: each is checked (an answer or an error, for a file of this
     job not yet written) and counted; on leaving, every file must have had its row."""
 
-    def __init__(self, writer: Writer, labels: list[str], todo: list[str], skipped: int) -> None:
-        self.writer, self.labels, self.skipped = writer, labels, skipped
+    def __init__(self, writer: Writer, schema: RowSchema, todo: list[str], skipped: int) -> None:
+        self.writer, self.schema, self.skipped = writer, schema, skipped
         self.waiting = set(todo)
         self.files = self.errors = 0
 
     def write(self, row: Row) -> None:
-        problem = row_problem(row, self.labels)
+        problem = self.schema.problem(row)
         path = row.get("path")
         if problem is None and path not in self.waiting:
             problem = "it is not a file of this job, or its second row"
@@ -315,12 +356,17 @@ class RowSink:
 
 
 def typed_csv_row(row: dict[str, str]) -> Row:
-    """A CSV row with the types it was written with: text, None for an empty cell, a verdict, numbers."""
+    """A CSV row with the types it was written with: text, None for an empty cell, a verdict, an
+    embedding, numbers."""
     text = {"path", "top_genre", "error"}
     verdicts = {"True": True, "False": False}
-    return {
-        k: None if v == "" else v if k in text else verdicts[v] if k == "is_music" else float(v) for k, v in row.items()
-    }
+
+    def typed(column: str, cell: str) -> Any:
+        if cell == "" or column in text:
+            return cell or None
+        return verdicts[cell] if column == "is_music" else json.loads(cell) if column == "embedding" else float(cell)
+
+    return {k: typed(k, v) for k, v in row.items()}
 
 
 def read_rows(path: Path) -> Iterable[Row]:

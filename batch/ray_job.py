@@ -29,7 +29,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.job import PreparedFile, file_row, prepare_file, todo_files
-from batch.output import Row, RowSink, Summary, check_format, open_writer
+from batch.output import Row, RowSchema, RowSink, Summary, check_format, open_writer
 from model.card import card_path, load_card
 from model.pipeline import Limits, Pipeline
 from model.runtime import GenreModel, Outputs
@@ -58,9 +58,9 @@ def prepare_row(row: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
 class Scorer:
     """Ray actor: one ONNX Runtime session; scores the windows of a batch of files in one call."""
 
-    def __init__(self, model_path: str, use_gpu: bool, pipeline: Pipeline) -> None:
+    def __init__(self, model_path: str, use_gpu: bool, pipeline: Pipeline, schema: RowSchema) -> None:
         self.model = GenreModel(Path(model_path), providers="auto" if use_gpu else "cpu", intra_op_threads=1)
-        self.pipeline = pipeline
+        self.pipeline, self.schema = pipeline, schema
 
     def __call__(self, batch: pa.Table) -> dict[str, list[str]]:
         prepared: list[PreparedFile] = [pickle.loads(blob) for blob in batch.column("prepared").to_pylist()]
@@ -73,7 +73,7 @@ class Scorer:
             ends = np.cumsum([len(ready[i].inputs) for i in same])
             for i, end, n in zip(same, ends, (len(ready[i].inputs) for i in same), strict=True):
                 outputs[i] = scored.rows(int(end) - n, int(end))
-        rows = [file_row(p, outputs.get(i), self.pipeline, self.model.labels) for i, p in enumerate(prepared)]
+        rows = [file_row(p, outputs.get(i), self.pipeline, self.schema) for i, p in enumerate(prepared)]
         return {"row": [json.dumps(row) for row in rows]}
 
 
@@ -88,6 +88,7 @@ def run_on_ray(
     progress: bool = True,
     actors: int = 0,
     files_per_batch: int = FILES_PER_BATCH,
+    embeddings: bool = False,
 ) -> Summary:
     """Classify every audio file under `paths` into `out` on the Ray cluster at `address`."""
     import ray
@@ -95,10 +96,10 @@ def run_on_ray(
     check_format(out)
     card = load_card(card_path(model_path))
     pipeline = Pipeline.of(card, limits, music_threshold)  # refuses what the model cannot serve, before any work
-    todo, skipped = todo_files(
-        paths, out, resume, card.labels
-    )  # on a cluster, paths every node can read (shared storage)
-    with RowSink(open_writer(out, card.labels, append=resume), card.labels, todo, skipped) as sink:
+    schema = RowSchema.of(card, embeddings)
+    # On a cluster, paths every node can read (shared storage).
+    todo, skipped = todo_files(paths, out, resume, schema)
+    with RowSink(open_writer(out, schema, append=resume), schema, todo, skipped) as sink:
         if todo:
             connect(address)
             ray.data.DataContext.get_current().enable_progress_bars = False
@@ -110,7 +111,12 @@ def run_on_ray(
                 .map(partial(prepare_row, pipeline=pipeline))
                 .map_batches(
                     Scorer,
-                    fn_constructor_kwargs={"model_path": str(model_path), "use_gpu": gpus > 0, "pipeline": pipeline},
+                    fn_constructor_kwargs={
+                        "model_path": str(model_path),
+                        "use_gpu": gpus > 0,
+                        "pipeline": pipeline,
+                        "schema": schema,
+                    },
                     batch_size=files_per_batch,
                     compute=ray.data.ActorPoolStrategy(size=pool),
                     num_gpus=1 if gpus else 0,

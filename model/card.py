@@ -81,6 +81,17 @@ class MusicDetectorCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
+class EmbeddingCard(BaseModel):
+    """The `embedding` output: each window's fused vector, the attention-weighted mean of the BiGRU's
+    frame features that the classifier reads. A track's embedding is its windows' coverage-weighted
+    mean, L2-normalised (model.pipeline); compare tracks by cosine similarity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dimension: int = Field(gt=0)
+    reads: str = Field(description="what the output is, in the network")
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +107,7 @@ class ModelCard(BaseModel):
     calibration: Calibration | None = None
     summary_head: SummaryHeadCard | None = None
     music_detector: MusicDetectorCard | None = None
+    embedding: EmbeddingCard | None = None
     export_packages: dict[str, str] = Field(
         default_factory=dict,
         description="versions of Python and the packages that wrote this file: the exporter, the summary head's solver",

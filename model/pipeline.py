@@ -76,6 +76,15 @@ class Analysis:
     windows: list[ScoredWindow]
     music_probability: float | None
     is_music: bool | None
+    embedding: np.ndarray | None  # shape = (dimension,), unit length; None: the model has no embedding output
+
+
+def track_embedding(coverage: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+    """Windows' embeddings (windows, dimension) -> the track's: their coverage-weighted mean, L2-normalised,
+    so that tracks compare by a dot product (cosine similarity)."""
+    mean: np.ndarray = coverage @ embeddings
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
 
 
 def top_label(probabilities: np.ndarray, is_music: bool | None, labels: list[str]) -> str | None:
@@ -149,13 +158,14 @@ class Pipeline:
         if len(outputs) != len(windows) or len(outputs.attention) != len(windows):
             raise ValueError(f"{len(windows)} windows, but outputs for {len(outputs)}")
         coverage = coverage_weights(windows)
+        embedding = None if outputs.embedding is None else track_embedding(coverage, outputs.embedding)
         music = outputs.music
         if music is None or self.music_threshold is None:
             scored = [
                 ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], None, None)
                 for i, w in enumerate(windows)
             ]
-            return Analysis(coverage @ outputs.probabilities, scored, None, None)
+            return Analysis(coverage @ outputs.probabilities, scored, None, None, embedding)
         threshold = self.music_threshold
         scored = [
             ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], float(p), bool(p >= threshold))
@@ -165,4 +175,4 @@ class Pipeline:
         # With no music anywhere the genres are meaningless anyway; every window then counts by coverage.
         weights = weights / weights.sum() if weights.sum() > MIN_MUSIC_WEIGHT else coverage
         overall = float(coverage @ music)
-        return Analysis(weights @ outputs.probabilities, scored, overall, overall >= threshold)
+        return Analysis(weights @ outputs.probabilities, scored, overall, overall >= threshold, embedding)

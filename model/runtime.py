@@ -22,6 +22,7 @@ DEFAULT_MODEL_PATH = Path(__file__).parent / "genre_birnn.onnx"
 INPUT_NAME = "spectrogram"  # float32, shape = (batch, frames, features)
 OUTPUT_NAMES = ("probabilities", "attention")  # (batch, labels), (batch, frames)
 MUSIC_OUTPUT = "music_probability"  # (batch,): the music detector's, in models that have one
+EMBEDDING_OUTPUT = "embedding"  # (batch, dimension): the fused vector, in models that have it
 
 ProviderChoice = Literal["auto", "cpu", "cuda"]
 CUDA = "CUDAExecutionProvider"
@@ -35,23 +36,22 @@ class Outputs:
     probabilities: np.ndarray  # shape = (batch, labels)
     attention: np.ndarray  # shape = (batch, frames), each row sums to 1
     music: np.ndarray | None = None  # shape = (batch,): P(the window is music); None: no detector
+    embedding: np.ndarray | None = None  # shape = (batch, dimension); None: no embedding output
 
     def __len__(self) -> int:
         return len(self.probabilities)
 
     def rows(self, start: int, stop: int) -> Outputs:
-        music = self.music[start:stop] if self.music is not None else None
-        return Outputs(self.probabilities[start:stop], self.attention[start:stop], music)
+        return Outputs(*(None if a is None else a[start:stop] for a in self._arrays()))  # type: ignore[arg-type]
+
+    def _arrays(self) -> tuple[np.ndarray | None, ...]:
+        return self.probabilities, self.attention, self.music, self.embedding
 
     @staticmethod
     def concatenate(parts: list[Outputs]) -> Outputs:
         """Batches of windows of one length, end to end."""
-        music = [p.music for p in parts]
-        return Outputs(
-            np.concatenate([p.probabilities for p in parts]),
-            np.concatenate([p.attention for p in parts]),
-            None if any(m is None for m in music) else np.concatenate(music),  # type: ignore[arg-type]
-        )
+        columns = zip(*(p._arrays() for p in parts), strict=True)
+        return Outputs(*(None if any(a is None for a in c) else np.concatenate(c) for c in columns))  # type: ignore[arg-type]
 
 
 class Predictor(Protocol):
@@ -113,7 +113,14 @@ class GenreModel:
         self.has_music_detector = any(o.name == MUSIC_OUTPUT for o in self.session.get_outputs())
         if self.has_music_detector != (self.card.music_detector is not None):
             raise IncompatibleModelError("the ONNX model and its card disagree on whether it has a music detector")
-        self.output_names = [*OUTPUT_NAMES, *([MUSIC_OUTPUT] if self.has_music_detector else [])]
+        self.has_embedding = any(o.name == EMBEDDING_OUTPUT for o in self.session.get_outputs())
+        if self.has_embedding != (self.card.embedding is not None):
+            raise IncompatibleModelError("the ONNX model and its card disagree on whether it has an embedding output")
+        self.output_names = [
+            *OUTPUT_NAMES,
+            *([MUSIC_OUTPUT] if self.has_music_detector else []),
+            *([EMBEDDING_OUTPUT] if self.has_embedding else []),
+        ]
 
     @property
     def labels(self) -> list[str]:
@@ -121,4 +128,8 @@ class GenreModel:
 
     def predict(self, inputs: np.ndarray) -> Outputs:
         """inputs: shape = (batch, frames, features)."""
-        return Outputs(*self.session.run(self.output_names, {INPUT_NAME: inputs.astype(np.float32)}))
+        arrays = self.session.run(self.output_names, {INPUT_NAME: inputs.astype(np.float32)})
+        found = dict(zip(self.output_names, arrays, strict=True))
+        return Outputs(
+            found[OUTPUT_NAMES[0]], found[OUTPUT_NAMES[1]], found.get(MUSIC_OUTPUT), found.get(EMBEDDING_OUTPUT)
+        )

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_info
 
 from app.config import Settings
 from app.main import create_app
+from batch.output import RowSchema
 from model.audio import decode_file
 from model.card import card_path, load_card
 from model.features import SAMPLE_RATE
@@ -24,7 +25,9 @@ from training.data import read_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
-SHIPPED_LABELS = tuple(load_card(card_path(DEFAULT_MODEL_PATH)).labels)  # GTZAN's ten genres
+SHIPPED_CARD = load_card(card_path(DEFAULT_MODEL_PATH))
+SHIPPED_LABELS = tuple(SHIPPED_CARD.labels)  # GTZAN's ten genres
+SHIPPED_ROWS = RowSchema.of(SHIPPED_CARD)  # a `genre classify` row of the shipped model
 
 
 def make_client(**overrides: object) -> TestClient:
@@ -58,6 +61,25 @@ def real_music(n: int = 1, seconds: float = 30.0) -> list[np.ndarray]:
     test can rely on the detector to call music (generated "music" is not that)."""
     clips = sorted(GTZAN.glob("audio/*/*.flac"), key=lambda p: (p.stem.split(".")[-1], p.parent.name))
     return [decode_file(path).waveform[: int(seconds * SAMPLE_RATE)] for path in clips[:n]]
+
+
+def embedding_library(root: Path, songs: int = 5) -> Path:
+    """`songs` real music clips as WAV files, the first again as `copy-of-song-0.wav` (a duplicate),
+    hiss and a broken file, classified with --embeddings by the real `genre classify` into
+    root/library.parquet, which it returns."""
+    from batch.cli import main  # the CLI's job imports the service's model code only
+
+    root.mkdir(parents=True, exist_ok=True)
+    for i, clip in enumerate(real_music(songs, seconds=12.0)):
+        (root / f"song-{i}.wav").write_bytes(encode(clip, SAMPLE_RATE))
+    shutil.copy(root / "song-0.wav", root / "copy-of-song-0.wav")
+    (root / "hiss.wav").write_bytes(
+        encode(0.1 * np.random.default_rng(0).standard_normal(6 * SAMPLE_RATE), SAMPLE_RATE)
+    )
+    (root / "broken.mp3").write_bytes(b"not an mp3" * 100)
+    out = root / "library.parquet"
+    assert main(["classify", str(root), "--out", str(out), "--embeddings", "--workers", "1", "--quiet"]) == 0
+    return out
 
 
 def wav_header_claiming(n_bytes: int, rate: int = 44100) -> bytes:

@@ -73,6 +73,7 @@ def test_server_and_model_metadata(v2: tuple[TestClient, str]) -> None:
     assert meta["inputs"][0] == {"name": "audio", "datatype": "BYTES", "shape": [1]}
     assert meta["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(SHIPPED_LABELS)]}
     assert meta["outputs"][2] == {"name": "music_probability", "datatype": "FP32", "shape": [-1]}
+    assert meta["outputs"][3] == {"name": "embedding", "datatype": "FP32", "shape": [-1, 192]}
     assert meta["parameters"]["labels"] == list(SHIPPED_LABELS)
     assert client.get(f"{path}/versions/{meta['versions'][0]}").json() == meta
     assert client.get(f"{path}/ready").status_code == 200
@@ -95,6 +96,8 @@ def test_spectrogram_in_json_gives_the_models_own_outputs(v2: tuple[TestClient, 
     np.testing.assert_allclose(np.reshape(outputs["attention"]["data"], (2, 100)), expected_a, atol=1e-5)
     assert outputs["music_probability"]["shape"] == [2] and expected.music is not None
     np.testing.assert_allclose(outputs["music_probability"]["data"], expected.music, atol=1e-5)
+    assert outputs["embedding"]["shape"] == [2, 192] and expected.embedding is not None  # each window's, raw
+    np.testing.assert_allclose(np.reshape(outputs["embedding"]["data"], (2, 192)), expected.embedding, atol=1e-5)
 
 
 def test_audio_in_binary_gives_what_classify_gives(v2: tuple[TestClient, str]) -> None:
@@ -108,12 +111,14 @@ def test_audio_in_binary_gives_what_classify_gives(v2: tuple[TestClient, str]) -
     head, blobs = read_binary_response(response.content, int(response.headers["inference-header-content-length"]))
     probabilities = np.frombuffer(blobs["probabilities"], "<f4")
     names = [o["name"] for o in head["outputs"]]  # type: ignore[attr-defined]
-    assert names == ["probabilities", "music_probability"]
-    classified = client.post("/classify", files={"file": ("a.flac", audio)}).json()
+    assert names == ["probabilities", "music_probability", "embedding"]
+    classified = client.post("/classify", files={"file": ("a.flac", audio)}, params={"embedding": True}).json()
     expected = {g["genre"]: g["probability"] for g in classified["genres"]}
     np.testing.assert_allclose(probabilities, [expected[label] for label in SHIPPED_LABELS], atol=1e-6)
     music = np.frombuffer(blobs["music_probability"], "<f4")
     np.testing.assert_allclose(music, [classified["music_probability"]], atol=1e-6)
+    embedding = np.frombuffer(blobs["embedding"], "<f4")  # the track's, at unit length
+    np.testing.assert_allclose(embedding, classified["embedding"], atol=1e-6)
 
 
 def test_classification_extension_ranks_labels(v2: tuple[TestClient, str]) -> None:
@@ -229,6 +234,8 @@ def test_tritons_client_against_the_real_server(server: tuple[str, subprocess.Po
     expected = GenreModel(providers="cpu").predict(x)
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected.probabilities, atol=1e-5)
     np.testing.assert_allclose(result.as_numpy("attention"), expected.attention, atol=1e-5)
+    assert expected.embedding is not None
+    np.testing.assert_allclose(result.as_numpy("embedding"), expected.embedding, atol=1e-5)
 
     broken = triton.InferInput("audio", [1], "BYTES")
     broken.set_data_from_numpy(np.array([b"RIFF nonsense"], dtype=np.object_), binary_data=True)

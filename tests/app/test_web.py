@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from bench.server import running_server
 from model.features import SAMPLE_RATE
 from tests.audio import encode, music_like
-from tests.helpers import ROOT, SHIPPED_LABELS, real_music
+from tests.helpers import ROOT, SHIPPED_LABELS, embedding_library, real_music
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
@@ -113,6 +113,24 @@ def test_not_music_is_said_plainly_and_drawn_over_time(page: Page, tmp_path: Pat
     kinds = [s.get_attribute("data-music") for s in stretches.all()]
     assert kinds[0] == "true" and kinds[-1] == "false", kinds
     assert stretches.last.inner_text() == "not music" and stretches.first.inner_text() in SHIPPED_LABELS
+
+
+def test_similar_tracks_are_listed_when_the_service_has_a_library(page: Page, tmp_path: Path) -> None:
+    library = embedding_library(tmp_path / "library")
+    expect(page.locator("#similar-card")).to_be_hidden()  # the shared server has no library
+    assert page.context.browser is not None
+    with_library = page.context.browser.new_page()
+    with running_server({"index_path": str(library)}) as (url, _):
+        with_library.goto(url + "/")
+        with_library.wait_for_function("() => state.library !== null")  # the page read /health
+        with_library.set_input_files("#file", str(library.parent / "song-1.wav"))
+        expect(with_library.locator("#similar-card")).to_contain_text("Similar tracks in the library")
+        items = with_library.locator("#similar-list li")
+        expect(items).to_have_count(7, timeout=30_000)  # five songs, a copy, hiss: fewer than 10
+        expect(items.first).to_contain_text("song-1.wav")
+        expect(items.first.locator(".p")).to_have_text("100.0%")
+        expect(with_library.locator("#similar-status")).to_contain_text("most alike of 7 tracks")
+    with_library.close()
 
 
 def test_errors_are_shown_clearly(page: Page, tmp_path: Path) -> None:

@@ -17,17 +17,17 @@ from threadpoolctl import threadpool_limits
 
 from batch import job
 from batch.cli import main
-from batch.output import part_files, read_rows, row_problem
+from batch.output import part_files, read_rows
 from model.features import DEFAULT_SETTINGS
 from model.pipeline import Pipeline
 from model.runtime import DEFAULT_MODEL_PATH
 from tests.batch.songs import song, write_library
-from tests.helpers import ROOT, SHIPPED_LABELS, blas_threads
+from tests.helpers import ROOT, SHIPPED_ROWS, blas_threads
 
 
 def test_a_worker_runs_numpy_blas_on_one_thread() -> None:
     threadpool_limits(2, user_api="blas")  # as a spawned interpreter starts on a 2-core machine
-    job._start_worker(str(DEFAULT_MODEL_PATH), Pipeline(DEFAULT_SETTINGS))
+    job._start_worker(str(DEFAULT_MODEL_PATH), Pipeline(DEFAULT_SETTINGS), SHIPPED_ROWS)
     threads = blas_threads()
     assert threads and all(n == 1 for n in threads)
 
@@ -65,7 +65,7 @@ def test_a_job_killed_mid_write_and_resumed_has_every_file_once(tmp_path: Path, 
     paths = sorted(r["path"] for r in rows)
     assert paths == sorted(str(p) for p in library.iterdir())  # every file, once
     for row in rows:
-        assert row_problem(row, list(SHIPPED_LABELS)) is None, row
+        assert SHIPPED_ROWS.problem(row) is None, row
     if suffix != ".parquet":
         assert out.read_bytes().endswith(b"\n")
 

@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batch.cli import main
-from batch.output import Row, read_rows, row_problem
+from batch.output import Row, RowSchema, read_rows
 from model.card import card_path, load_card, write_card
+from model.library_index import LibraryIndex
 from tests.batch.songs import SONG_KINDS, write_library
-from tests.helpers import SHIPPED_LABELS, copy_model
+from tests.helpers import SHIPPED_CARD, SHIPPED_LABELS, copy_model
 
 LABELS = list(SHIPPED_LABELS)
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -43,7 +44,7 @@ def assert_same_rows(got: dict[str, Row], expected: dict[str, Row]) -> None:
     assert set(got) == set(expected)
     for path, row in got.items():
         want = expected[path]
-        assert row_problem(row, LABELS) is None, (path, row)
+        assert RowSchema.of(SHIPPED_CARD, embeddings="embedding" in want).problem(row) is None, (path, row)
         assert list(row) == list(want)
         assert (row["top_genre"], row["error"], row["duration_s"], row["is_music"]) == (
             want["top_genre"],
@@ -51,10 +52,10 @@ def assert_same_rows(got: dict[str, Row], expected: dict[str, Row]) -> None:
             want["duration_s"],
             want["is_music"],
         ), path
-        for label in (*LABELS, "music_probability"):
-            assert (row[label] is None) == (want[label] is None), (path, label)
-            if row[label] is not None:
-                assert row[label] == pytest.approx(want[label], abs=1e-5), (path, label)
+        for column in (*LABELS, "music_probability", *(["embedding"] if "embedding" in want else [])):
+            assert (row[column] is None) == (want[column] is None), (path, column)
+            if row[column] is not None:
+                assert row[column] == pytest.approx(want[column], abs=1e-5), (path, column)
 
 
 def local_and_ray(library: Path, tmp: Path, *ray_options: str) -> tuple[dict[str, Row], dict[str, Row]]:
@@ -85,6 +86,20 @@ def test_not_music_gets_its_verdict_and_no_genre_on_both_engines(tmp_path: Path)
     verdicts = {Path(p).name.split("-", 1)[1]: (r["is_music"], r["top_genre"]) for p, r in on_ray.items()}
     assert verdicts["noise.wav"] == (False, None)
     assert verdicts["real_music.wav"][0] is True and verdicts["real_music.wav"][1] in LABELS
+
+
+def test_embeddings_on_ray_are_the_local_jobs_in_a_library_both_can_search(tmp_path: Path) -> None:
+    library = write_library(tmp_path / "library", ["real_music", "two_windows", "corrupt", "short", "real_music"])
+    local, on_ray = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    assert classify(library, local, "--workers", "1", "--embeddings") == 0
+    assert classify(library, on_ray, "--ray", "local", "--embeddings") == 0
+    assert_same_rows(rows_by_path(on_ray), rows_by_path(local))  # embeddings included, to 1e-5
+    rows = rows_by_path(on_ray)
+    assert sum(r["embedding"] is not None for r in rows.values()) == 4  # all but the corrupt file
+    index = LibraryIndex.load(on_ray, SHIPPED_CARD)
+    first = sorted(rows)[0]
+    vector = index.vector_of(first)
+    assert vector is not None and index.nearest(vector, 1)[0].path == first
 
 
 def test_twelve_songs_and_a_corrupt_mp3_get_full_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,7 +59,8 @@ def scored(music: list[float], labels: int = 3) -> tuple[list[Window], Outputs]:
     windows = [Window(172 * i, 344, DEFAULT_SETTINGS, 30.0 + 172 * len(music) * 0.087) for i in range(len(music))]
     probabilities = np.eye(labels)[[i % labels for i in range(len(music))]].astype(np.float32)
     attention = np.full((len(music), 344), 1 / 344, np.float32)
-    return windows, Outputs(probabilities, attention, np.array(music, np.float32))
+    embedding = np.random.default_rng(len(music)).standard_normal((len(music), 6)).astype(np.float32)
+    return windows, Outputs(probabilities, attention, np.array(music, np.float32), embedding)
 
 
 def test_windows_that_are_not_music_do_not_vote_on_the_genre() -> None:
@@ -97,4 +98,20 @@ def test_outputs_split_and_join_by_rows() -> None:
     assert len(parts[0]) == 2 and joined.music is not None and outputs.music is not None
     np.testing.assert_array_equal(joined.music, outputs.music)
     np.testing.assert_array_equal(joined.probabilities, outputs.probabilities)
-    assert Outputs.concatenate([Outputs(outputs.probabilities, outputs.attention)]).music is None
+    assert joined.embedding is not None and outputs.embedding is not None
+    np.testing.assert_array_equal(joined.embedding, outputs.embedding)
+    bare = Outputs.concatenate([Outputs(outputs.probabilities, outputs.attention)])
+    assert bare.music is None and bare.embedding is None
+
+
+def test_a_tracks_embedding_is_its_windows_coverage_weighted_mean_at_unit_length() -> None:
+    windows, outputs = scored([0.9, 0.1, 0.9, 0.9])
+    assert outputs.embedding is not None
+    analysis = Pipeline(DEFAULT_SETTINGS, music_threshold=0.5).answer(windows, outputs)
+    mean = coverage_weights(windows) @ outputs.embedding  # every window, music or not: the track as it is
+    assert analysis.embedding is not None and analysis.embedding.dtype == np.float32
+    np.testing.assert_allclose(analysis.embedding, mean / np.linalg.norm(mean), atol=1e-6)
+    assert np.linalg.norm(analysis.embedding) == pytest.approx(1.0, abs=1e-6)
+    assert (
+        Pipeline(DEFAULT_SETTINGS).answer(windows, Outputs(outputs.probabilities, outputs.attention)).embedding is None
+    )

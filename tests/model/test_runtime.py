@@ -78,6 +78,11 @@ def test_the_shipped_model_gives_the_outputs_it_gave_when_shipped(model: GenreMo
     np.testing.assert_allclose(window.attention[[0, 100, 200]], [1.904733e-07, 7.617947e-05, 1.053455e-04], rtol=1e-3)
     # Recorded with 2.2.0: generated noise bursts over a chord are not music to its detector.
     assert window.music_probability == pytest.approx(1.347363e-04, rel=1e-2) and analysis.is_music is False
+    # Recorded with 2.3.0: the track's embedding (the fused vector, at unit length).
+    assert analysis.embedding is not None
+    np.testing.assert_allclose(
+        analysis.embedding[[0, 50, 100, 191]], [0.009589, 0.104237, 0.071474, 0.057180], atol=2e-5
+    )
 
 
 def test_rescoring_the_shipped_model_matches_its_card(model: GenreModel, gtzan: Path) -> None:
@@ -167,6 +172,24 @@ def test_a_card_and_a_file_that_disagree_on_the_detector_are_refused(tmp_path: P
     card = json.loads(card_path(path).read_text())
     card_path(path).write_text(json.dumps({**card, "music_detector": None}))
     with pytest.raises(IncompatibleModelError, match="music detector"):
+        GenreModel(path, providers="cpu")
+
+
+def test_the_shipped_model_gives_an_embedding_per_window_and_an_older_one_none(model: GenreModel) -> None:
+    assert model.has_embedding and model.card.embedding is not None
+    outputs = model.predict(np.random.default_rng(0).standard_normal((3, 344, model.front_end.n_features)))
+    assert outputs.embedding is not None and outputs.embedding.shape == (3, model.card.embedding.dimension)
+    analysis = analyse(model, music_like(45.0, SAMPLE_RATE))
+    assert analysis.embedding is not None and np.linalg.norm(analysis.embedding) == pytest.approx(1.0, abs=1e-5)
+    older = GenreModel(REFERENCE_MODEL, providers="cpu")  # model 1.2.0: genres only, as before
+    assert not older.has_embedding and older.predict(np.zeros((1, 344, older.front_end.n_features))).embedding is None
+
+
+def test_a_card_and_a_file_that_disagree_on_the_embedding_are_refused(tmp_path: Path) -> None:
+    path = copy_model(tmp_path)
+    card = json.loads(card_path(path).read_text())
+    card_path(path).write_text(json.dumps({**card, "embedding": None}))
+    with pytest.raises(IncompatibleModelError, match="embedding output"):
         GenreModel(path, providers="cpu")
 
 
