@@ -4,11 +4,12 @@
     library.nearest(analysis.embedding, k=10, genre="jazz")             # most similar first
 
 The library is the Parquet output of `genre classify --embeddings`: one unit-length embedding per
-track (model.pipeline.track_embedding), so cosine similarity is a dot product. Up to
-EXACT_MAX_TRACKS tracks are searched exactly (one matrix product); a larger library is searched
-with an HNSW graph (usearch), built once and saved beside the Parquet file as
-`<file>.usearch`, with `<file>.usearch.json` saying which Parquet file it was built from (a
-changed file is rebuilt). `python -m bench.similarity speed` measures both (docs/similarity.md).
+track (model.pipeline.track_embedding), so cosine similarity is an inner product. The search is
+FAISS's: exact (a flat index) up to EXACT_MAX_TRACKS tracks, an HNSW graph beyond, built once
+and saved beside the Parquet file as `<file>.faiss`, with `<file>.faiss.json` saying which
+Parquet file it was built from (a changed file is rebuilt). A genre filter is exact: a pass over
+that genre's tracks alone. `python -m bench.similarity speed` measures both
+(bench/results/similarity_speed.md).
 """
 
 from __future__ import annotations
@@ -20,20 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
 from model.card import ModelCard
 
 log = logging.getLogger(__name__)
 
-# Exact search costs one pass over every vector: about 2 ms a query at 10^5 tracks of 192 values
-# on one core, where the HNSW graph answers in well under 1 ms (docs/similarity.md). Below this
-# size exact search is fast enough and needs no index file.
+# Exact search costs one pass over every vector; up to this many tracks it answers within a few
+# milliseconds and needs no index file (bench/results/similarity_speed.md).
 EXACT_MAX_TRACKS = 100_000
-# The HNSW graph's settings, chosen by bench.similarity: recall@10 above 0.95 at 10^6 tracks.
+# The HNSW graph's settings (FAISS's M, efConstruction, efSearch), chosen by bench.similarity:
+# recall@10 of at least 0.95 against exact search at 10^6 tracks.
 CONNECTIVITY = 32
-EXPANSION_ADD = 128
-EXPANSION_SEARCH = 96
+EXPANSION_ADD = 64
+EXPANSION_SEARCH = 128
 # Parquet schema metadata: which model made the embeddings (batch.output writes it).
 MODEL_KEY = b"genre.model"
 
@@ -56,7 +58,7 @@ def model_id(card: ModelCard) -> str:
 
 def index_files(library: Path) -> tuple[Path, Path]:
     """The HNSW graph saved beside a library, and its note of the library it was built from."""
-    graph = library.with_name(library.name + ".usearch")
+    graph = library.with_name(library.name + ".faiss")
     return graph, graph.with_name(graph.name + ".json")
 
 
@@ -98,31 +100,35 @@ def read_library(path: Path, card: ModelCard) -> tuple[list[str], list[str | Non
 
 
 class LibraryIndex:
-    """A library's tracks, searchable by embedding; exact up to EXACT_MAX_TRACKS, HNSW beyond."""
+    """A library's tracks, searchable by embedding: a FAISS index over them, keyed by row."""
 
-    def __init__(self, paths: list[str], top_genres: list[str | None], vectors: np.ndarray, graph: Any = None) -> None:
-        """vectors: shape = (tracks, dimension), unit length; graph: a usearch Index over them keyed by
-        row, or None for exact search."""
-        self.paths, self.top_genres, self.graph = paths, top_genres, graph
-        self.vectors = vectors if graph is None else None  # the graph holds them otherwise
-        self.dimension = vectors.shape[1]
+    def __init__(self, paths: list[str], top_genres: list[str | None], index: Any) -> None:
+        """index: a FAISS inner-product index (flat, or HNSW) holding the tracks' unit vectors in row order."""
+        self.paths, self.top_genres, self.index = paths, top_genres, index
+        self.dimension: int = index.d
         self.row_of = {p: i for i, p in enumerate(paths)}
+        self.approximate = isinstance(index, faiss.IndexHNSW)
+        if self.approximate:
+            index.hnsw.efSearch = EXPANSION_SEARCH  # a setting of the search, not saved with the graph
+        self.genres = set(top_genres)
+        self._genre_rows: dict[str, tuple[Any, int]] = {}  # genre -> (an ID selector of its rows, their count)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    @property
-    def approximate(self) -> bool:
-        return self.graph is not None
+    @classmethod
+    def of(cls, paths: list[str], top_genres: list[str | None], vectors: np.ndarray, approximate: bool) -> LibraryIndex:
+        """vectors: shape = (tracks, dimension), unit length."""
+        return cls(paths, top_genres, build_graph(vectors) if approximate else flat_index(vectors))
 
     @classmethod
     def load(cls, path: Path, card: ModelCard, exact_max: int = EXACT_MAX_TRACKS) -> LibraryIndex:
-        """The library at `path`, with its HNSW graph when it has more than `exact_max` tracks: the one
+        """The library at `path`, with an HNSW graph when it has more than `exact_max` tracks: the one
         saved beside it if it was built from this very file, else built now and saved (when the folder
         is writable). Raises LibraryError."""
         paths, genres, vectors = read_library(path, card)
         if len(paths) <= exact_max:
-            return cls(paths, genres, vectors)
+            return cls.of(paths, genres, vectors, approximate=False)
         graph_path, note_path = index_files(path)
         source = {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "tracks": len(paths)}
         graph = restore_graph(graph_path, note_path, source)
@@ -130,21 +136,18 @@ class LibraryIndex:
             graph = build_graph(vectors)
             unfinished = graph_path.with_name(graph_path.name + ".unfinished")
             try:  # whole files or none: a stopped save must not pass for a graph of this library
-                graph.save(str(unfinished))
+                faiss.write_index(graph, str(unfinished))
                 os.replace(unfinished, graph_path)
                 note_path.write_text(json.dumps(source) + "\n")
-            except (OSError, RuntimeError) as e:  # usearch reports its I/O errors as RuntimeError
+            except (OSError, RuntimeError) as e:  # FAISS reports its I/O errors as RuntimeError
                 unfinished.unlink(missing_ok=True)
                 log.warning("could not save the library's index beside it (%s); it will be built again next time", e)
-        return cls(paths, genres, vectors, graph)
+        return cls(paths, genres, graph)
 
     def vector_of(self, path: str) -> np.ndarray | None:
         """The embedding of a track of the library, or None for a path it does not hold."""
         row = self.row_of.get(path)
-        if row is None:
-            return None
-        vector: np.ndarray = self.vectors[row] if self.vectors is not None else np.asarray(self.graph.get(row))
-        return vector.astype(np.float32, copy=False)
+        return None if row is None else np.asarray(self.index.reconstruct(row), dtype=np.float32)
 
     def nearest(
         self, query: np.ndarray, k: int, genre: str | None = None, exclude: str | None = None
@@ -153,63 +156,60 @@ class LibraryIndex:
         top genre `genre` if given, and never the track at path `exclude` (the query itself)."""
         if query.shape != (self.dimension,):
             raise ValueError(f"the query has {query.shape} values; this library's embeddings have {self.dimension}")
+        if genre is not None and genre not in self.genres:
+            return []
         skip = self.row_of.get(exclude) if exclude is not None else None
-
-        def keep(row: int) -> bool:
-            return row != skip and (genre is None or self.top_genres[row] == genre)
-
-        found = [(r, s) for r, s in self._search(query.astype(np.float32), k + (skip is not None), genre) if keep(r)]
+        selector = self._rows_of(genre) if genre is not None else None
+        wanted = k + (skip is not None)
+        found = [(r, s) for r, s in self._search(query, wanted, selector) if r != skip][:k]
         # float32 rounding can put the same audio a hair above 1
-        return [Neighbour(self.paths[r], min(s, 1.0), self.top_genres[r]) for r, s in found[:k]]
+        return [Neighbour(self.paths[r], min(s, 1.0), self.top_genres[r]) for r, s in found]
 
-    def _search(self, query: np.ndarray, k: int, genre: str | None) -> list[tuple[int, float]]:
-        """(row, similarity) of at least k rows of top genre `genre` (any, for None) where the library has
-        them, most similar first."""
-        if self.vectors is not None:
-            similarities = self.vectors @ query
-            if genre is not None:
-                similarities[np.asarray(self.top_genres, dtype=object) != genre] = -np.inf
-            k = min(k, int(np.isfinite(similarities).sum()))
-            if k == 0:
-                return []
-            top = np.argpartition(-similarities, k - 1)[:k]
-            top = top[np.argsort(-similarities[top], kind="stable")]
-            return list(zip(top.tolist(), similarities[top].astype(float).tolist(), strict=True))
-        # The graph cannot filter: it is asked for more neighbours until k of the genre are among them.
-        asked = min(len(self), max(k, 10))
-        while True:
-            matches = self.graph.search(query, asked)
-            similarities = 1.0 - matches.distances.astype(float)  # usearch's cosine distance
-            found = list(zip(matches.keys.astype(int).tolist(), similarities.tolist(), strict=True))
-            if asked >= len(self) or sum(genre is None or self.top_genres[r] == genre for r, _ in found) >= k:
-                return found
-            asked = min(len(self), asked * 4)
+    def _rows_of(self, genre: str) -> tuple[Any, int]:
+        """An ID selector of the genre's rows (made when first asked), and how many they are."""
+        if genre not in self._genre_rows:
+            rows = np.flatnonzero(np.asarray(self.top_genres, dtype=object) == genre).astype(np.int64)
+            self._genre_rows[genre] = (faiss.IDSelectorBatch(rows), rows.size)
+        return self._genre_rows[genre]
+
+    def _search(self, query: np.ndarray, k: int, selector: tuple[Any, int] | None) -> list[tuple[int, float]]:
+        """(row, similarity) of the k best rows (of the selector's, if given), most similar first.
+
+        Unfiltered, the HNSW graph answers. Filtered, the flat storage under it does, visiting only
+        the genre's rows: a graph walk from a query among other genres ends in its own neighbourhood
+        and misses the genre's best (exact over the genre costs a pass over its rows, not the library's)."""
+        index, params = self.index, None
+        if selector is not None:
+            index = faiss.downcast_index(self.index.storage) if self.approximate else self.index
+            params = faiss.SearchParameters()
+            params.sel = selector[0]
+        k = min(k, len(self) if selector is None else selector[1])
+        similarities, rows = index.search(query[None].astype(np.float32), k, params=params)
+        return [(int(r), float(s)) for r, s in zip(rows[0], similarities[0], strict=True) if r >= 0]
+
+
+def flat_index(vectors: np.ndarray) -> Any:
+    """Exact inner-product search over unit vectors, keyed by row."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
 
 
 def build_graph(vectors: np.ndarray) -> Any:
-    """An HNSW graph over unit-length vectors, keyed by row."""
-    from usearch.index import Index
-
-    graph = Index(
-        ndim=vectors.shape[1],
-        metric="cos",
-        dtype="f32",
-        connectivity=CONNECTIVITY,
-        expansion_add=EXPANSION_ADD,
-        expansion_search=EXPANSION_SEARCH,
-    )
-    graph.add(np.arange(len(vectors), dtype=np.uint64), vectors)
+    """An HNSW graph over unit vectors (inner product: their cosine similarity), keyed by row."""
+    graph = faiss.IndexHNSWFlat(vectors.shape[1], CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = EXPANSION_ADD
+    graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return graph
 
 
 def restore_graph(graph_path: Path, note_path: Path, source: dict[str, int]) -> Any:
     """The graph saved beside the library, if it was built from the file as it is now; else None."""
-    from usearch.index import Index
-
     try:
         if json.loads(note_path.read_text()) != source:
             return None
-        graph = Index.restore(str(graph_path), connectivity=CONNECTIVITY, expansion_search=EXPANSION_SEARCH)
+        graph = faiss.read_index(str(graph_path))
     except (OSError, ValueError, RuntimeError):
         return None
-    return None if graph is None or len(graph) != source["tracks"] else graph
+    ok = isinstance(graph, faiss.IndexHNSW) and graph.ntotal == source["tracks"]
+    return graph if ok else None
