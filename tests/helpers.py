@@ -140,3 +140,37 @@ def write_subset(src: Path, dst: Path, ids: list[str], with_audio: bool) -> None
 
 
 SMALL_CV_FOLDS = 3  # tests/training/conftest.py's small cross-validations
+
+
+def small_gtzan_subset(gtzan: Path, data: Path) -> Path:
+    """A GTZAN-layout folder at `data` of 180 clips of both splits (49 of them valid), 6 with audio:
+    what the training tests learn from, in seconds rather than minutes."""
+    rows = read_labels(gtzan)
+    has_audio = {r["clip_id"] for r in rows if any((gtzan / "audio").glob(f"*/{r['clip_id']}.*"))}
+    ids = sorted(has_audio)[::15][:6] + [r["clip_id"] for r in rows if r["clip_id"] not in has_audio][::3][:174]
+    write_subset(gtzan, data, ids, with_audio=True)
+    return data
+
+
+def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
+    """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed first_seed + k."""
+    from training.network import NetworkConfig
+    from training.train import TrainConfig, train
+
+    small = NetworkConfig(hidden=24, frame_dim=48)
+    runs = []
+    for fold in range(SMALL_CV_FOLDS):
+        run = out / f"fold{fold}"
+        config = TrainConfig(
+            data=data,
+            out=run,
+            epochs=2,
+            threads=1,
+            network=small,
+            cv_fold=fold,
+            cv_folds=SMALL_CV_FOLDS,
+            seed=first_seed + fold,
+        )  # one thread: the tests run on two workers of two cores
+        train(config)
+        runs.append(run)
+    return runs
