@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
@@ -33,22 +34,35 @@ def ready_classifier(request: Request) -> Classifier:
 
 ReadyClassifier = Annotated[Classifier, Depends(ready_classifier)]
 LoadedClassifier = Annotated[Classifier | None, Depends(loaded_classifier)]
+AudioUpload = Annotated[UploadFile, File(description=f"{FORMATS_FOR_HUMANS}; any sample rate and channel count")]
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
+    415: {"model": ErrorResponse, "description": "not audio in a supported format"},
+    503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
+}
+T = TypeVar("T")
+
+
+async def answered(answer: Awaitable[T]) -> T:
+    """The answer to an upload, or the HTTP error its audio calls for."""
+    try:
+        return await answer
+    except AudioError as e:
+        raise HTTPException(e.status, str(e)) from e
 
 
 @router.post(
     "/classify",
     response_model=ClassifyResponse,
     responses={
-        413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
-        415: {"model": ErrorResponse, "description": "not audio in a supported format"},
-        422: {"model": ErrorResponse, "description": "missing file, empty file, audio too short or top_k too large"},
-        503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
+        **UPLOAD_ERRORS,
+        422: {"model": ErrorResponse, "description": "missing file, empty file, audio too short or a bad query"},
     },
     summary="Classify the genre of an audio file",
 )
 async def classify(
     classifier: ReadyClassifier,
-    file: Annotated[UploadFile, File(description=f"{FORMATS_FOR_HUMANS}; any sample rate and channel count")],
+    file: AudioUpload,
     top_k: Annotated[
         int | None, Query(ge=1, description="how many genres to return, at most the model's labels (default: all)")
     ] = None,
@@ -67,10 +81,7 @@ async def classify(
         raise HTTPException(
             422, f"model {info.name} {info.version} gives no embedding; embedding=true needs 2.3 or later"
         )
-    try:
-        return await classifier.classify(file.file, top_k or n_labels, attention, embedding)
-    except AudioError as e:
-        raise HTTPException(e.status, str(e)) from e
+    return await answered(classifier.classify(file.file, top_k or n_labels, attention, embedding))
 
 
 MAX_SIMILAR = 100  # tracks one /similar answer lists at most
@@ -80,17 +91,15 @@ MAX_SIMILAR = 100  # tracks one /similar answer lists at most
     "/similar",
     response_model=SimilarResponse,
     responses={
+        **UPLOAD_ERRORS,
         404: {"model": ErrorResponse, "description": "no library is loaded (GENRE_INDEX_PATH is unset)"},
-        413: {"model": ErrorResponse, "description": "upload or audio longer than the limits"},
-        415: {"model": ErrorResponse, "description": "not audio in a supported format"},
         422: {"model": ErrorResponse, "description": "missing or bad file, k out of range, or a genre not the model's"},
-        503: {"model": ErrorResponse, "description": "the model is not loaded yet"},
     },
     summary="The library's tracks most like an audio file",
 )
 async def similar(
     classifier: ReadyClassifier,
-    file: Annotated[UploadFile, File(description=f"{FORMATS_FOR_HUMANS}; any sample rate and channel count")],
+    file: AudioUpload,
     k: Annotated[int, Query(ge=1, le=MAX_SIMILAR, description="how many tracks")] = 10,
     genre: Annotated[str | None, Query(description="only tracks of this top genre")] = None,
 ) -> SimilarResponse:
@@ -105,10 +114,7 @@ async def similar(
         )
     if genre is not None and genre not in classifier.model.labels:
         raise HTTPException(422, f"genre must be one of {', '.join(classifier.model.labels)}, not {genre!r}")
-    try:
-        return await classifier.similar(file.file, k, genre)
-    except AudioError as e:
-        raise HTTPException(e.status, str(e)) from e
+    return await answered(classifier.similar(file.file, k, genre))
 
 
 @router.get("/health", response_model=Health, summary="Liveness")

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bench.similarity import main, neighbour_shares
 from tests.helpers import SMALL_CV_FOLDS, small_gtzan_subset, train_small_cv
