@@ -23,6 +23,9 @@ from typing import Any
 
 import faiss
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from model.card import ModelCard
 
@@ -65,8 +68,6 @@ def index_files(library: Path) -> tuple[Path, Path]:
 def read_library(path: Path, card: ModelCard) -> tuple[list[str], list[str | None], np.ndarray]:
     """A `genre classify --embeddings` Parquet file -> (paths, top genres, embeddings of shape =
     (tracks, dimension)) of its rows with an answer. Raises LibraryError with a reason a person can act on."""
-    import pyarrow.parquet as pq
-
     if card.embedding is None:
         raise LibraryError(f"model {model_id(card)} has no embedding output, so it cannot search a library")
     try:
@@ -86,17 +87,21 @@ def read_library(path: Path, card: ModelCard) -> tuple[list[str], list[str | Non
             f"{path} holds embeddings of {made_by}, not of {model_id(card)}: embeddings compare only under one "
             "model; classify the library again with this one"
         )
-    table = parquet.read(columns=["path", "top_genre", "embedding", "error"])
-    table = table.filter(table.column("error").is_null())
-    if not table.num_rows:
+    dimension = card.embedding.dimension
+    kind = schema.field("embedding").type
+    if not pa.types.is_fixed_size_list(kind) or kind.list_size != dimension:
+        raise LibraryError(f"{path} has embeddings of type {kind}; this model's are {dimension} float32 values each")
+    table = parquet.read(columns=["path", "top_genre", "embedding"])
+    embeddings = table.column("embedding")
+    answered = embeddings.is_valid()  # a row in error has no embedding
+    if not pc.any(answered).as_py():
         raise LibraryError(f"{path} has no classified tracks")
-    vectors = np.asarray(table.column("embedding").combine_chunks().flatten(), dtype=np.float32)
-    vectors = vectors.reshape(table.num_rows, -1)
-    if vectors.shape[1] != card.embedding.dimension:
-        raise LibraryError(
-            f"{path} has embeddings of {vectors.shape[1]} values; this model's have {card.embedding.dimension}"
-        )
-    return table.column("path").to_pylist(), table.column("top_genre").to_pylist(), vectors
+    # One copy of the vectors: each chunk's values (its null rows dropped) viewed, then joined.
+    vectors = np.concatenate([c.flatten().to_numpy().reshape(-1, dimension) for c in embeddings.chunks])
+    paths, genres = (table.column(c).filter(answered).to_pylist() for c in ("path", "top_genre"))
+    del table, embeddings
+    pa.default_memory_pool().release_unused()  # Arrow keeps what it read otherwise (500 MB at 10^5 tracks)
+    return paths, genres, vectors.astype(np.float32, copy=False)
 
 
 class LibraryIndex:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -148,6 +149,14 @@ def test_libraries_it_cannot_search_are_refused_with_a_reason(tmp_path: Path) ->
     with pytest.raises(LibraryError, match="has no embedding output"):
         LibraryIndex.load(good, load_card(card_path(REFERENCE_MODEL)))
     table = pq.read_table(good)
+    short = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(3 * table.num_rows, np.float32)), 3)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("embedding"), "embedding", short), tmp_path / "3.parquet"
+    )
+    with pytest.raises(
+        LibraryError, match=r"embeddings of type fixed_size_list<.*>\[3\]; this model.s are 192"
+    ):
+        LibraryIndex.load(tmp_path / "3.parquet", SHIPPED_CARD)
     pq.write_table(table.filter(table.column("error").is_valid()), tmp_path / "errors.parquet")
     with pytest.raises(LibraryError, match="no classified tracks"):
         LibraryIndex.load(tmp_path / "errors.parquet", SHIPPED_CARD)
