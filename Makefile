@@ -110,10 +110,16 @@ bench: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m bench.pipeline
 	$(DEV_VENV)/bin/python -m bench.load --clients 32 --seconds 60
 
+# Similarity search (bench/similarity.py): its quality out of fold reads make cv's runs; its speed
+# builds libraries of up to 10^6 tracks (about 20 min on 2 cores, 4 GB).
+bench-similarity: $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python -m bench.similarity quality $(addprefix --run ,$(CV_RUNS))
+	$(DEV_VENV)/bin/python -m bench.similarity speed
+
 docker-smoke:
 	bash docker/smoke-test.sh
 
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding evaluate bench docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding evaluate bench bench-similarity docker-smoke clean

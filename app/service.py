@@ -23,7 +23,7 @@ from app.schemas import (
     SimilarTrack,
 )
 from model.features import one_blas_thread
-from model.library_index import LibraryIndex
+from model.library_index import LibraryIndex, one_search_thread
 from model.pipeline import Analysis, Pipeline, PreparedAudio, top_label
 from model.runtime import GenreModel, Predictor
 
@@ -65,6 +65,7 @@ class Classifier:
         self.library_info: Library | None = None
         if settings.index_path is not None:
             self.library = LibraryIndex.load(settings.index_path, card)
+            one_search_thread()  # the front-end threads run the searches
             search = "approximate" if self.library.approximate else "exact"
             self.library_info = Library(path=str(settings.index_path), tracks=len(self.library), search=search)
         self.engine = engine(self.model, settings)

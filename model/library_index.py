@@ -193,6 +193,13 @@ class LibraryIndex:
         return [(int(r), float(s)) for r, s in zip(rows[0], similarities[0], strict=True) if r >= 0]
 
 
+def one_search_thread() -> None:
+    """FAISS on the calling thread alone from now on (it uses every core by default): one query gains
+    nothing from an OpenMP team, whose idle threads spin, and a service's own threads are its
+    parallelism. Call it once a library is loaded: building a graph does use the cores."""
+    faiss.omp_set_num_threads(1)
+
+
 def flat_index(vectors: np.ndarray) -> Any:
     """Exact inner-product search over unit vectors, keyed by row."""
     index = faiss.IndexFlatIP(vectors.shape[1])

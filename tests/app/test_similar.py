@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import faiss
 import httpx
 import numpy as np
 import pytest
@@ -49,6 +50,7 @@ def test_the_embedding_is_given_only_when_asked_and_is_the_librarys(client: Test
 def test_health_says_which_library_is_loaded(client: TestClient, library: Path) -> None:
     loaded = client.get("/health").json()["library"]
     assert loaded == {"path": str(library), "tracks": 7, "search": "exact"}  # five songs, a copy and hiss
+    assert faiss.omp_get_max_threads() == 1  # searches run on the front-end threads, one each
 
 
 def test_similar_puts_the_same_audio_first(client: TestClient, library: Path) -> None:

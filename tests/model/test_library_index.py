@@ -153,9 +153,7 @@ def test_libraries_it_cannot_search_are_refused_with_a_reason(tmp_path: Path) ->
     pq.write_table(
         table.set_column(table.schema.get_field_index("embedding"), "embedding", short), tmp_path / "3.parquet"
     )
-    with pytest.raises(
-        LibraryError, match=r"embeddings of type fixed_size_list<.*>\[3\]; this model.s are 192"
-    ):
+    with pytest.raises(LibraryError, match=r"embeddings of type fixed_size_list<.*>\[3\]; this model.s are 192"):
         LibraryIndex.load(tmp_path / "3.parquet", SHIPPED_CARD)
     pq.write_table(table.filter(table.column("error").is_valid()), tmp_path / "errors.parquet")
     with pytest.raises(LibraryError, match="no classified tracks"):
