@@ -49,6 +49,7 @@ from model.library_index import (
     LibraryIndex,
     build_graph,
     flat_index,
+    grouped_by_genre,
     index_files,
     model_id,
     one_search_thread,
@@ -164,7 +165,8 @@ def synthetic(n: int, source: tuple[np.ndarray, np.ndarray, np.ndarray], seed: i
 
 
 def write_library(path: Path, vectors: np.ndarray, genres: list[str], card: ModelCard) -> None:
-    """The columns model.library_index reads, as `genre classify --embeddings` writes them."""
+    """The columns model.library_index reads, as `genre classify --embeddings` writes them (track i at
+    library/track-i.flac)."""
     n, dimension = vectors.shape
     table = pa.table(
         {
@@ -243,10 +245,10 @@ def speed(sizes: list[int], n_queries: int, data: Path, work: Path) -> dict[str,
     }
     for n in sizes:
         vectors, genre = synthetic(n, source, seed=2)
-        genres = [card.labels[g] for g in genre]
         paths = [f"library/track-{i:07d}.flac" for i in range(n)]
         path = work / f"library-{n}.parquet"
-        write_library(path, vectors, genres, card)
+        write_library(path, vectors, [card.labels[g] for g in genre], card)
+        paths, genres, vectors = grouped_by_genre(paths, [card.labels[g] for g in genre], vectors)  # as loaded
 
         start = time.perf_counter()
         exact = LibraryIndex(paths, genres, flat_index(vectors))

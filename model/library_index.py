@@ -101,29 +101,40 @@ def read_library(path: Path, card: ModelCard) -> tuple[list[str], list[str | Non
     paths, genres = (table.column(c).filter(answered).to_pylist() for c in ("path", "top_genre"))
     del table, embeddings
     pa.default_memory_pool().release_unused()  # Arrow keeps what it read otherwise (500 MB at 10^5 tracks)
-    return paths, genres, vectors.astype(np.float32, copy=False)
+    return grouped_by_genre(paths, genres, vectors.astype(np.float32, copy=False))
+
+
+def grouped_by_genre(
+    paths: list[str], genres: list[str | None], vectors: np.ndarray
+) -> tuple[list[str], list[str | None], np.ndarray]:
+    """The tracks reordered so that each top genre's are together (in their order): a genre filter is
+    then a range of rows, which FAISS scans alone (5 ms at 10^5 of 10^6 tracks, 25 ms as a set)."""
+    order = np.argsort(np.array([g or "" for g in genres]), kind="stable")
+    return [paths[i] for i in order], [genres[i] for i in order], vectors[order]
 
 
 class LibraryIndex:
     """A library's tracks, searchable by embedding: a FAISS index over them, keyed by row."""
 
     def __init__(self, paths: list[str], top_genres: list[str | None], index: Any) -> None:
-        """index: a FAISS inner-product index (flat, or HNSW) holding the tracks' unit vectors in row order."""
+        """index: a FAISS inner-product index (flat, or HNSW) holding the tracks' unit vectors in row order,
+        each top genre's rows together (grouped_by_genre); raises ValueError where they are not."""
         self.paths, self.top_genres, self.index = paths, top_genres, index
         self.dimension: int = index.d
         self.row_of = {p: i for i, p in enumerate(paths)}
         self.approximate = isinstance(index, faiss.IndexHNSW)
         if self.approximate:
             index.hnsw.efSearch = EXPANSION_SEARCH  # a setting of the search, not saved with the graph
-        self.genres = set(top_genres)
-        self._genre_rows: dict[str, tuple[Any, int]] = {}  # genre -> (an ID selector of its rows, their count)
+        self.genre_rows = genre_ranges(top_genres)
+        self._selectors: dict[str, Any] = {}  # genre -> an ID selector of its rows, made when first asked
 
     def __len__(self) -> int:
         return len(self.paths)
 
     @classmethod
     def of(cls, paths: list[str], top_genres: list[str | None], vectors: np.ndarray, approximate: bool) -> LibraryIndex:
-        """vectors: shape = (tracks, dimension), unit length."""
+        """vectors: shape = (tracks, dimension), unit length, in any order."""
+        paths, top_genres, vectors = grouped_by_genre(paths, top_genres, vectors)
         return cls(paths, top_genres, build_graph(vectors) if approximate else flat_index(vectors))
 
     @classmethod
@@ -133,7 +144,7 @@ class LibraryIndex:
         is writable). Raises LibraryError."""
         paths, genres, vectors = read_library(path, card)
         if len(paths) <= exact_max:
-            return cls.of(paths, genres, vectors, approximate=False)
+            return cls(paths, genres, flat_index(vectors))
         graph_path, note_path = index_files(path)
         source = {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "tracks": len(paths)}
         graph = restore_graph(graph_path, note_path, source)
@@ -161,7 +172,7 @@ class LibraryIndex:
         top genre `genre` if given, and never the track at path `exclude` (the query itself)."""
         if query.shape != (self.dimension,):
             raise ValueError(f"the query has {query.shape} values; this library's embeddings have {self.dimension}")
-        if genre is not None and genre not in self.genres:
+        if genre is not None and genre not in self.genre_rows:
             return []
         skip = self.row_of.get(exclude) if exclude is not None else None
         selector = self._rows_of(genre) if genre is not None else None
@@ -171,11 +182,11 @@ class LibraryIndex:
         return [Neighbour(self.paths[r], min(s, 1.0), self.top_genres[r]) for r, s in found]
 
     def _rows_of(self, genre: str) -> tuple[Any, int]:
-        """An ID selector of the genre's rows (made when first asked), and how many they are."""
-        if genre not in self._genre_rows:
-            rows = np.flatnonzero(np.asarray(self.top_genres, dtype=object) == genre).astype(np.int64)
-            self._genre_rows[genre] = (faiss.IDSelectorBatch(rows), rows.size)
-        return self._genre_rows[genre]
+        """An ID selector of the genre's rows, and how many they are."""
+        start, stop = self.genre_rows[genre]
+        if genre not in self._selectors:
+            self._selectors[genre] = faiss.IDSelectorRange(start, stop)
+        return self._selectors[genre], stop - start
 
     def _search(self, query: np.ndarray, k: int, selector: tuple[Any, int] | None) -> list[tuple[int, float]]:
         """(row, similarity) of the k best rows (of the selector's, if given), most similar first.
@@ -191,6 +202,17 @@ class LibraryIndex:
         k = min(k, len(self) if selector is None else selector[1])
         similarities, rows = index.search(query[None].astype(np.float32), k, params=params)
         return [(int(r), float(s)) for r, s in zip(rows[0], similarities[0], strict=True) if r >= 0]
+
+
+def genre_ranges(genres: list[str | None]) -> dict[str | None, tuple[int, int]]:
+    """Each top genre's rows, [start, stop); raises ValueError unless each genre's rows are together."""
+    ranges: dict[str | None, tuple[int, int]] = {}
+    for row, genre in enumerate(genres):
+        start, stop = ranges.get(genre, (row, row))
+        if stop != row:
+            raise ValueError(f"a library's tracks must be grouped by top genre: {genre!r} is split")
+        ranges[genre] = (start, row + 1)
+    return ranges
 
 
 def one_search_thread() -> None:

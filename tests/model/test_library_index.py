@@ -13,7 +13,7 @@ import pytest
 from batch.output import RowSchema, RowSink, open_writer
 from bench.common import REFERENCE_MODEL
 from model.card import ModelCard, card_path, load_card
-from model.library_index import LibraryError, LibraryIndex, index_files
+from model.library_index import LibraryError, LibraryIndex, flat_index, index_files
 from tests.helpers import SHIPPED_CARD
 
 LABELS = SHIPPED_CARD.labels
@@ -160,3 +160,15 @@ def test_libraries_it_cannot_search_are_refused_with_a_reason(tmp_path: Path) ->
         LibraryIndex.load(tmp_path / "errors.parquet", SHIPPED_CARD)
     with pytest.raises(ValueError, match="values"):
         LibraryIndex.load(good, SHIPPED_CARD).nearest(np.zeros(3, np.float32), 1)
+
+
+def test_tracks_are_grouped_by_genre_so_a_filter_is_a_range(library: tuple[Path, np.ndarray, list[str]]) -> None:
+    path, vectors, genres = library
+    index = LibraryIndex.load(path, SHIPPED_CARD)
+    assert set(index.genre_rows) == set(genres)
+    for genre, (start, stop) in index.genre_rows.items():
+        assert set(index.top_genres[start:stop]) == {genre} and stop - start == genres.count(str(genre))
+    row = int(np.flatnonzero(np.array(genres) == genres[0])[3])
+    assert np.allclose(index.vector_of(f"track-{row}.flac"), vectors[row])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="grouped by top genre: 'jazz' is split"):
+        LibraryIndex(["a", "b", "c"], ["jazz", "rock", "jazz"], flat_index(vectors[:3]))
