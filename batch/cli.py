@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -130,6 +131,13 @@ def similar(args: argparse.Namespace) -> None:
         raise ValueError("-k must be at least 1")
     if args.genre is not None and args.genre not in card.labels:
         raise ValueError(f"--genre must be one of {', '.join(card.labels)}, not {args.genre!r}")
+    # A large library's index is built on first use (minutes at 10^6 tracks): say so, and any trouble saving it.
+    messages = logging.getLogger("model.library_index")
+    if not messages.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("genre: %(message)s"))
+        messages.addHandler(handler)
+        messages.setLevel(logging.INFO)
     library = LibraryIndex.load(args.index, card)
     query = library.vector_of(args.query)
     if query is None:

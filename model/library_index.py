@@ -149,6 +149,7 @@ class LibraryIndex:
         source = {"size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "tracks": len(paths)}
         graph = restore_graph(graph_path, note_path, source)
         if graph is None:
+            log.info("building the search index of %s (%d tracks), once: it is saved beside it", path, len(paths))
             graph = build_graph(vectors)
             unfinished = graph_path.with_name(graph_path.name + ".unfinished")
             try:  # whole files or none: a stopped save must not pass for a graph of this library

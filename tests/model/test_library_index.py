@@ -3,6 +3,7 @@ only for the file it was built from, and every library it cannot search is refus
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -105,15 +106,19 @@ def test_the_hnsw_graph_finds_what_exact_search_finds(library: tuple[Path, np.nd
     assert stored is not None and np.allclose(stored, vectors[42], atol=1e-6)
 
 
-def test_the_saved_graph_is_reused_for_its_file_only(tmp_path: Path) -> None:
+def test_the_saved_graph_is_reused_for_its_file_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     vectors, genres = clustered(400, 192, seed=1)
     path = write_library(tmp_path / "lib.parquet", vectors, genres)
     graph, note = index_files(path)
-    LibraryIndex.load(path, SHIPPED_CARD, exact_max=100)
+    with caplog.at_level(logging.INFO, logger="model.library_index"):
+        LibraryIndex.load(path, SHIPPED_CARD, exact_max=100)
     assert graph.is_file() and note.is_file()
+    assert "building the search index of" in caplog.text and "(400 tracks)" in caplog.text
     built = graph.stat().st_mtime_ns
-    LibraryIndex.load(path, SHIPPED_CARD, exact_max=100)
-    assert graph.stat().st_mtime_ns == built  # restored, not rebuilt
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="model.library_index"):
+        LibraryIndex.load(path, SHIPPED_CARD, exact_max=100)
+    assert graph.stat().st_mtime_ns == built and not caplog.text  # restored, not rebuilt
     vectors2, genres2 = clustered(500, 192, seed=2)
     write_library(path, vectors2, genres2)  # the library changed: its graph is rebuilt
     index = LibraryIndex.load(path, SHIPPED_CARD, exact_max=100)
