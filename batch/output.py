@@ -29,6 +29,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from model.card import ModelCard
 from model.library_index import MODEL_KEY, model_id
 
@@ -112,11 +115,6 @@ class RowSchema:
 def check_format(path: Path) -> None:
     if path.suffix not in FORMATS:
         raise ValueError(f"the output must end in {', '.join(FORMATS)}, not {path.name!r}")
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ValueError("Parquet output needs pyarrow: pip install pyarrow") from None
 
 
 def parts_folder(path: Path) -> Path:
@@ -153,8 +151,6 @@ def drop_torn_tail(path: Path) -> None:
 def written_columns(path: Path) -> list[str] | None:
     """The columns of an earlier run's output, or None when it has no row yet."""
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         sources = ([path] if path.exists() else []) + part_files(path)
         return list(pq.read_schema(sources[0]).names) if sources else None
     if not path.exists() or not path.stat().st_size:
@@ -180,8 +176,6 @@ def done_paths(path: Path, schema: RowSchema) -> set[str]:
             "Resume into the file of the same model, version and options, or write a new file"
         )
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         sources = ([path] if path.exists() else []) + part_files(path)
         made_by = {(pq.read_schema(s).metadata or {}).get(MODEL_KEY, b"").decode() for s in sources}
         if made_by - {schema.model}:
@@ -241,8 +235,6 @@ class ParquetWriter:
     and the last rows merged into the output, each file once."""
 
     def __init__(self, path: Path, schema: RowSchema, append: bool) -> None:
-        import pyarrow as pa
-
         self.path, self.append = path, append
         embedding = [("embedding", pa.list_(pa.float32(), schema.embedding_dim))] if schema.embedding_dim else []
         self.schema = pa.schema(
@@ -266,9 +258,6 @@ class ParquetWriter:
             self._flush()
 
     def _flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if not self.rows:
             return
         part = self.parts / f"part-{self.next_part:06d}.parquet"
@@ -279,9 +268,6 @@ class ParquetWriter:
         self.rows = []
 
     def close(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self._flush()
         sources = ([self.path] if self.append and self.path.exists() else []) + part_files(self.path)
         merged = self.path.with_name(self.path.name + ".unfinished")
@@ -376,7 +362,5 @@ def read_rows(path: Path) -> Iterable[Row]:
     if path.suffix == ".csv":
         with open(path, newline="") as f:
             return [typed_csv_row(row) for row in csv.DictReader(f)]
-    import pyarrow.parquet as pq
-
     rows: list[Row] = pq.read_table(path).to_pylist()
     return rows

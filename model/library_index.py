@@ -126,7 +126,6 @@ class LibraryIndex:
         if self.approximate:
             index.hnsw.efSearch = EXPANSION_SEARCH  # a setting of the search, not saved with the graph
         self.genre_rows = genre_ranges(top_genres)
-        self._selectors: dict[str, Any] = {}  # genre -> an ID selector of its rows, made when first asked
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -176,33 +175,26 @@ class LibraryIndex:
         if genre is not None and genre not in self.genre_rows:
             return []
         skip = self.row_of.get(exclude) if exclude is not None else None
-        selector = self._rows_of(genre) if genre is not None else None
+        rows = self.genre_rows[genre] if genre is not None else None
         wanted = k + (skip is not None)
-        found = [(r, s) for r, s in self._search(query, wanted, selector) if r != skip][:k]
+        found = [(r, s) for r, s in self._search(query, wanted, rows) if r != skip][:k]
         # float32 rounding can put the same audio a hair above 1
         return [Neighbour(self.paths[r], min(s, 1.0), self.top_genres[r]) for r, s in found]
 
-    def _rows_of(self, genre: str) -> tuple[Any, int]:
-        """An ID selector of the genre's rows, and how many they are."""
-        start, stop = self.genre_rows[genre]
-        if genre not in self._selectors:
-            self._selectors[genre] = faiss.IDSelectorRange(start, stop)
-        return self._selectors[genre], stop - start
-
-    def _search(self, query: np.ndarray, k: int, selector: tuple[Any, int] | None) -> list[tuple[int, float]]:
-        """(row, similarity) of the k best rows (of the selector's, if given), most similar first.
+    def _search(self, query: np.ndarray, k: int, rows: tuple[int, int] | None) -> list[tuple[int, float]]:
+        """(row, similarity) of the k best rows (of the range [start, stop) `rows`, if given), most similar first.
 
         Unfiltered, the HNSW graph answers. Filtered, the flat storage under it does, visiting only
         the genre's rows: a graph walk from a query among other genres ends in its own neighbourhood
         and misses the genre's best (exact over the genre costs a pass over its rows, not the library's)."""
         index, params = self.index, None
-        if selector is not None:
+        if rows is not None:
             index = faiss.downcast_index(self.index.storage) if self.approximate else self.index
             params = faiss.SearchParameters()
-            params.sel = selector[0]
-        k = min(k, len(self) if selector is None else selector[1])
-        similarities, rows = index.search(query[None].astype(np.float32), k, params=params)
-        return [(int(r), float(s)) for r, s in zip(rows[0], similarities[0], strict=True) if r >= 0]
+            params.sel = faiss.IDSelectorRange(*rows)
+        k = min(k, len(self) if rows is None else rows[1] - rows[0])
+        similarities, found = index.search(query[None].astype(np.float32), k, params=params)
+        return [(int(r), float(s)) for r, s in zip(found[0], similarities[0], strict=True) if r >= 0]
 
 
 def genre_ranges(genres: list[str | None]) -> dict[str | None, tuple[int, int]]:

@@ -159,20 +159,18 @@ class Pipeline:
             raise ValueError(f"{len(windows)} windows, but outputs for {len(outputs)}")
         coverage = coverage_weights(windows)
         embedding = None if outputs.embedding is None else track_embedding(coverage, outputs.embedding)
-        music = outputs.music
-        if music is None or self.music_threshold is None:
-            scored = [
-                ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], None, None)
-                for i, w in enumerate(windows)
-            ]
-            return Analysis(coverage @ outputs.probabilities, scored, None, None, embedding)
-        threshold = self.music_threshold
+        music, threshold = outputs.music, self.music_threshold
+        if music is None or threshold is None:
+            verdicts: list[tuple[float | None, bool | None]] = [(None, None)] * len(windows)
+            weights, overall, is_music = coverage, None, None
+        else:
+            verdicts = [(float(p), bool(p >= threshold)) for p in music]
+            weights = coverage * music
+            # With no music anywhere the genres are meaningless anyway; every window then counts by coverage.
+            weights = weights / weights.sum() if weights.sum() > MIN_MUSIC_WEIGHT else coverage
+            overall = float(coverage @ music)
+            is_music = overall >= threshold
         scored = [
-            ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], float(p), bool(p >= threshold))
-            for i, (w, p) in enumerate(zip(windows, music, strict=True))
+            ScoredWindow(w, outputs.probabilities[i], outputs.attention[i], *verdicts[i]) for i, w in enumerate(windows)
         ]
-        weights = coverage * music
-        # With no music anywhere the genres are meaningless anyway; every window then counts by coverage.
-        weights = weights / weights.sum() if weights.sum() > MIN_MUSIC_WEIGHT else coverage
-        overall = float(coverage @ music)
-        return Analysis(weights @ outputs.probabilities, scored, overall, overall >= threshold, embedding)
+        return Analysis(weights @ outputs.probabilities, scored, overall, is_music, embedding)

@@ -109,13 +109,18 @@ class GenreModel:
         if n_outputs != len(self.labels):
             raise IncompatibleModelError(f"the ONNX model has {n_outputs} outputs, its card {len(self.labels)} labels")
 
-        # Older models have none: they still serve genres, with no music_probability.
-        self.has_music_detector = any(o.name == MUSIC_OUTPUT for o in self.session.get_outputs())
-        if self.has_music_detector != (self.card.music_detector is not None):
-            raise IncompatibleModelError("the ONNX model and its card disagree on whether it has a music detector")
-        self.has_embedding = any(o.name == EMBEDDING_OUTPUT for o in self.session.get_outputs())
-        if self.has_embedding != (self.card.embedding is not None):
-            raise IncompatibleModelError("the ONNX model and its card disagree on whether it has an embedding output")
+        # Older models have neither: they still serve genres, with these fields null.
+        found = {o.name for o in self.session.get_outputs()}
+
+        def optional_output(name: str, in_card: bool, what: str) -> bool:
+            if (name in found) != in_card:
+                raise IncompatibleModelError(f"the ONNX model and its card disagree on whether it has {what}")
+            return in_card
+
+        self.has_music_detector = optional_output(
+            MUSIC_OUTPUT, self.card.music_detector is not None, "a music detector"
+        )
+        self.has_embedding = optional_output(EMBEDDING_OUTPUT, self.card.embedding is not None, "an embedding output")
         self.output_names = [
             *OUTPUT_NAMES,
             *([MUSIC_OUTPUT] if self.has_music_detector else []),

@@ -212,21 +212,32 @@ def classifier_inputs(graph: onnx.GraphProto, n_labels: int) -> dict[int, list[s
     return found
 
 
+def fused_width(card: ModelCard) -> int:
+    """The width of a model's fused vector: both directions of its BiGRU."""
+    return 2 * int(card.members[0].network["hidden"])
+
+
+def members_fused(path: Path, model: onnx.ModelProto, card: ModelCard) -> tuple[list[str], dict[int, list[str]]]:
+    """The model file's members' fused vectors (a classifier input of fused_width each), and its other
+    classifier inputs by width (the summary head's); raises SystemExit where they are not there."""
+    layers = classifier_inputs(model.graph, len(card.labels))
+    fused = layers.pop(fused_width(card), [])
+    if len(fused) != len(card.members):
+        raise SystemExit(f"{path}: no classifier layer reading a {fused_width(card)}-wide fused vector per member")
+    return fused, dict(layers)
+
+
 def with_features_output(path: Path) -> tuple[onnx.ModelProto, int]:
     """The genre model with one more output, FEATURES, (batch, width): its members' mean fused
     vector, then (for a model with a summary head) the head's standardised window statistics."""
     model, card = onnx.load(str(path)), load_card(card_path(path))
-    fused_dim = 2 * int(card.members[0].network["hidden"])
-    layers = classifier_inputs(model.graph, len(card.labels))
-    if len(layers.get(fused_dim, [])) != len(card.members):
-        raise SystemExit(f"{path}: no classifier layer reading a {fused_dim}-wide fused vector per member")
-    summary = {width: names for width, names in layers.items() if width != fused_dim}
+    fused, summary = members_fused(path, model, card)
     if len(summary) != (card.summary_head is not None) or any(len(names) != 1 for names in summary.values()):
         raise SystemExit(f"{path}: its summary head's layer is not where its card says")
-    model.graph.node.append(onnx.helper.make_node("Mean", layers[fused_dim], [FUSED]))
+    model.graph.node.append(onnx.helper.make_node("Mean", fused, [FUSED]))
     parts = [FUSED, *(names[0] for names in summary.values())]
     model.graph.node.append(onnx.helper.make_node("Concat", parts, [FEATURES], axis=1))
-    width = fused_dim + sum(summary)
+    width = fused_width(card) + sum(summary)
     model.graph.output.append(onnx.helper.make_tensor_value_info(FEATURES, onnx.TensorProto.FLOAT, ["batch", width]))
     return model, width
 
@@ -488,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
         build_windows(front_end, args.corpus, args.data, args.seed, args.workers, args.work).save(cached)
     windows = Windows.load(cached)
     features, probs = backbone_outputs(args.genre_model, windows.inputs)
-    fused_dim = 2 * int(load_card(card_path(args.genre_model)).members[0].network["hidden"])
+    fused_dim = fused_width(load_card(card_path(args.genre_model)))
     kinds, held_out = windows.column("kind"), windows.column("held_out")
     train, test = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     folds = group_folds(windows.column("group")[train])

@@ -21,26 +21,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from model.card import EmbeddingCard, card_path, load_card, write_card
+from model.card import EmbeddingCard, ModelCard, card_path, load_card, write_card
 from model.runtime import EMBEDDING_OUTPUT, INPUT_NAME
-from training.detector import classifier_inputs
+from training.detector import fused_width, members_fused
 
 
-def fused_width(path: Path) -> int:
-    """The width of a model's fused vector: both directions of its BiGRU."""
-    return 2 * int(load_card(card_path(path)).members[0].network["hidden"])
-
-
-def with_embedding(model: onnx.ModelProto, n_labels: int, n_members: int, width: int) -> onnx.ModelProto:
-    """The graph with EMBEDDING_OUTPUT (batch, width): the mean of its members' classifier inputs."""
+def with_embedding(path: Path, card: ModelCard) -> onnx.ModelProto:
+    """The model file's graph with EMBEDDING_OUTPUT (batch, fused_width): its members' mean fused vector."""
+    model = onnx.load(str(path))
     if any(o.name == EMBEDDING_OUTPUT for o in model.graph.output):
-        raise SystemExit(f"the model has an {EMBEDDING_OUTPUT!r} output already")
-    fused = classifier_inputs(model.graph, n_labels).get(width, [])
-    if len(fused) != n_members:
-        raise SystemExit(f"no classifier layer reading a {width}-wide fused vector per member")
+        raise SystemExit(f"{path} has an {EMBEDDING_OUTPUT!r} output already")
+    fused, _ = members_fused(path, model, card)
     model.graph.node.append(onnx.helper.make_node("Mean", fused, [EMBEDDING_OUTPUT], name="embedding/Mean"))
     model.graph.output.append(
-        onnx.helper.make_tensor_value_info(EMBEDDING_OUTPUT, onnx.TensorProto.FLOAT, ["batch", width])
+        onnx.helper.make_tensor_value_info(EMBEDDING_OUTPUT, onnx.TensorProto.FLOAT, ["batch", fused_width(card)])
     )
     onnx.checker.check_model(model)
     return model
@@ -68,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     if not card_path(args.model).is_file():
         raise SystemExit(f"{args.model} or its card is missing: build it first (make detector)")
     card = load_card(card_path(args.model))
-    width = fused_width(args.model)
-    model = with_embedding(onnx.load(str(args.model)), len(card.labels), len(card.members), width)
+    width = fused_width(card)
+    model = with_embedding(args.model, card)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(args.out))
     check_unchanged(args.model, args.out)
