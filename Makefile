@@ -29,6 +29,15 @@ $(DEV_VENV)/.installed: pyproject.toml training/constraints.txt
 		-c training/constraints.txt -e ".[train,dev,ray]"
 	touch $@
 
+# The teacher of model 3.0 (musicnn on TensorFlow 2.15, numpy<2) in its own environment: only its
+# export (training.teacher_export) runs there; its ONNX file runs in the training environment.
+TEACHER_VENV := .venv-teacher
+$(TEACHER_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TEACHER_VENV)
+	$(TEACHER_VENV)/bin/pip install -q -e ".[teacher]"
+	$(TEACHER_VENV)/bin/pip install -q --no-deps musicnn==0.1.0
+	touch $@
+
 serve: $(SERVE_VENV)/.installed
 	GENRE_HOST=$(HOST) GENRE_PORT=$(PORT) $(SERVE_VENV)/bin/python -m app.main
 
@@ -49,8 +58,8 @@ typecheck: $(DEV_VENV)/.installed
 
 # Two workers (pytest-xdist): the servers, browsers and Ray tests wait much of their time. Each test
 # file stays on one worker, so a module's expensive fixtures are built once. The slowest are listed.
-pytest: $(DEV_VENV)/.installed browser
-	$(DEV_VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=25
+pytest: $(DEV_VENV)/.installed $(TEACHER_VENV)/.installed browser
+	GENRE_TEACHER_PYTHON=$(TEACHER_VENV)/bin/python $(DEV_VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=25
 
 # Model 2.1 is one network, trained with one thread (as shipped) on every labelled clip, and a
 # summary head (training.clip_summary) fused into its file (docs/training.md, MODEL_CARD.md):
@@ -103,6 +112,21 @@ embedding: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.embedding --model $(DETECTED_MODEL) --out model/genre_birnn.onnx \
 		--version $(MODEL_VERSION)
 
+# Model 3.0's teacher (training.teacher_export, training.teacher): musicnn's MSD and MTT taggers
+# exported to ONNX (about 30 s); their targets for the GTZAN audio clips and the corpus's files
+# (soundtracks, prompts, effects) cached in $(TEACHER)/targets; and the teacher's own figures on the
+# audio clips (bench.teacher_ceiling), the ceiling on audio.
+TEACHER := runs/teacher
+TEACHERS := $(TEACHER)/MSD_musicnn.onnx $(TEACHER)/MTT_musicnn.onnx
+$(TEACHERS) &: $(TEACHER_VENV)/.installed
+	$(TEACHER_VENV)/bin/python -m training.teacher_export --model MSD_musicnn --model MTT_musicnn --out $(TEACHER)
+
+teacher: $(TEACHERS) $(DEV_VENV)/.installed
+	$(DEV_VENV)/bin/python -m training.corpus fetch --cache $(CORPUS)
+	$(DEV_VENV)/bin/python -m training.teacher $(addprefix --teacher ,$(TEACHERS)) --cache $(TEACHER)/targets \
+		--corpus $(CORPUS) ../shared/data/gtzan/audio
+	$(DEV_VENV)/bin/python -m bench.teacher_ceiling $(addprefix --teacher ,$(TEACHERS)) --cache $(TEACHER)/targets
+
 evaluate: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.evaluate --data ../shared/data/gtzan
 
@@ -122,4 +146,4 @@ docker-smoke:
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding evaluate bench bench-similarity docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding teacher evaluate bench bench-similarity docker-smoke clean

@@ -5,8 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
-from tests.helpers import GTZAN
+from tests.audio import music_like
+from tests.helpers import GTZAN, export_teacher
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +28,13 @@ def ray_cluster() -> Iterator[None]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def exported_teacher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """musicnn's MSD tagger exported to ONNX (training.teacher_export, once per test process), and a
+    generated 16 kHz clip whose musicnn patches and TensorFlow outputs lie beside it (.reference.npz)."""
+    folder = tmp_path_factory.mktemp("teacher")
+    clip = folder / "clip.wav"
+    sf.write(clip, music_like(10.0, 16_000, seed=3), 16_000, subtype="PCM_16")
+    return export_teacher(folder, "--reference", str(clip)), clip

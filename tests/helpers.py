@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -174,3 +176,18 @@ def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
         train(config)
         runs.append(run)
     return runs
+
+
+def teacher_python() -> str:
+    """The teacher's own interpreter (TensorFlow needs numpy<2): GENRE_TEACHER_PYTHON, which `make test` sets."""
+    python = os.environ.get("GENRE_TEACHER_PYTHON", str(ROOT / ".venv-teacher" / "bin" / "python"))
+    assert Path(python).exists(), f"no teacher environment at {python}: `make .venv-teacher/.installed` makes it"
+    return python
+
+
+def export_teacher(out: Path, *args: str) -> Path:
+    """training.teacher_export of MSD_musicnn into out/, by the teacher's interpreter; the ONNX file."""
+    command = [teacher_python(), "-m", "training.teacher_export", "--model", "MSD_musicnn", "--out", str(out), *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "MSD_musicnn.onnx"

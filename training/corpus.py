@@ -161,13 +161,13 @@ def files(source: Source, cache: Path) -> list[Path]:
     return [p for p in found if source.kind == "music" or not JINGLE.search(p.relative_to(root).as_posix())]
 
 
-def read(path: Path) -> np.ndarray:
-    """A file through the service's audio route, mono at the model's rate; raw GSM named as such."""
+def read(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A file through the service's audio route, mono at `rate` (the model's); raw GSM named as such."""
     if path.suffix.lower() != ".gsm":
-        return decode_file(path).waveform
+        return decode_file(path, target_rate=rate).waveform
     with av.open(str(path), format="gsm") as container:
         frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
-    waveform: np.ndarray = soxr.resample(np.concatenate(frames).astype(np.float32) / 32768, 8000, SAMPLE_RATE)
+    waveform: np.ndarray = soxr.resample(np.concatenate(frames).astype(np.float32) / 32768, 8000, rate)
     return waveform.astype(np.float32)
 
 
