@@ -31,6 +31,7 @@ HOP_SAMPLES = 256  # 16 ms
 MEL_BANDS = 96
 PATCH_FRAMES = 187  # 3 s, as musicnn's extractor counts its frames
 PATCH_SECONDS = PATCH_FRAMES * HOP_SAMPLES / SAMPLE_RATE_HZ  # 2.992 s between patch starts
+BATCH_PATCHES = 16  # patches per ONNX Runtime call
 
 # The MSD tags that name a GTZAN genre. Classical and reggae have none: a zero-shot guess covers
 # the other eight, and soft targets from tags leave those two genres to the labels.
@@ -107,8 +108,13 @@ class Teacher:
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def on_patches(self, batch: np.ndarray) -> Targets:
-        embedding, tag_logits = self._session.run(["embedding", "tag_logits"], {"log_mel": batch})
-        return Targets(np.asarray(embedding), np.asarray(tag_logits))
+        """(patches, 187, 96) -> their targets, BATCH_PATCHES at a time: ONNX Runtime's arena keeps
+        the largest batch's memory (about 15 MB a patch), so a long track must not be one batch."""
+        parts = [
+            self._session.run(["embedding", "tag_logits"], {"log_mel": batch[i : i + BATCH_PATCHES]})
+            for i in range(0, len(batch), BATCH_PATCHES)
+        ]
+        return Targets(np.concatenate([e for e, _ in parts]), np.concatenate([t for _, t in parts]))
 
     def __call__(self, waveform: np.ndarray) -> Targets:
         """A mono waveform at 16 kHz -> its targets."""

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import soundfile as sf
 from tests.audio import music_like
 from tests.helpers import ROOT, teacher_python
 from training.teacher import (
+    BATCH_PATCHES,
     GENRE_TAGS,
     PATCH_FRAMES,
     PATCH_SECONDS,
@@ -170,3 +172,22 @@ def test_several_teachers_share_one_decode(
     assert {p.parts[-3] for p in tmp_path.rglob("*.npz")} == {"MSD_musicnn", "another"}
     cached_targets(exported_teacher[1], [first, second], tmp_path)
     assert len(decoded) == 1  # both from the cache
+
+
+def test_a_long_track_goes_through_in_batches(exported_teacher: tuple[Path, Path]) -> None:
+    """ONNX Runtime keeps its largest batch's memory: a long track is cut into bounded batches,
+    with the same results as one batch."""
+    teacher = Teacher(exported_teacher[0])
+    many = np.random.default_rng(0).uniform(0, 3, (BATCH_PATCHES * 2 + 3, PATCH_FRAMES, 96)).astype(np.float32)
+    session, sizes = teacher._session, []
+
+    def run(names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        sizes.append(len(feeds["log_mel"]))
+        return session.run(names, feeds)  # type: ignore[no-any-return]
+
+    teacher._session = SimpleNamespace(run=run)
+    batched = teacher.on_patches(many)
+    assert sizes == [BATCH_PATCHES, BATCH_PATCHES, 3]
+    assert batched.embedding.shape == (len(many), 200)
+    teacher._session = session
+    np.testing.assert_allclose(batched.embedding[-3:], teacher.on_patches(many[-3:]).embedding, atol=1e-5)
