@@ -5,6 +5,7 @@ Both are validated when read back, so export never trusts a dict of whatever a r
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import platform
@@ -45,6 +46,16 @@ class Checkpoint(BaseModel):
         net = GenreNet(meta.network)
         net.load_state_dict(state["model"])
         return meta, net.eval()
+
+
+def load_starting_weights(net: GenreNet, path: Path) -> None:
+    """A checkpoint's weights into net, all but its classifier: a distilled network
+    (training.distill) as the start of a genre run, which learns its own classifier."""
+    meta, start = Checkpoint.load(path)
+    if dataclasses.replace(meta.network, n_classes=net.config.n_classes) != net.config:
+        raise ValueError(f"{path} is a network of another shape: {meta.network}, not {net.config}")
+    kept = {k: v for k, v in start.state_dict().items() if not k.startswith("classifier.")}
+    net.load_state_dict(kept, strict=False)  # the classifier keeps its own initial weights
 
 
 class TrainState(BaseModel):

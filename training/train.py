@@ -28,7 +28,14 @@ from torch import nn
 from tqdm import tqdm
 
 from model.features import DEFAULT_SETTINGS
-from training.artifacts import WEIGHT_PACKAGES, Checkpoint, RunReport, TrainState, package_versions
+from training.artifacts import (
+    WEIGHT_PACKAGES,
+    Checkpoint,
+    RunReport,
+    TrainState,
+    load_starting_weights,
+    package_versions,
+)
 from training.augment import AugmentConfig, augment
 from training.config_flags import config_to_json, parse_config
 from training.data import (
@@ -62,6 +69,7 @@ class TrainConfig:
     cv_fold: int = -1  # -1: no fold
     cv_folds: int = 5
     all_clips: bool = False  # GTZAN layout: learn from train + valid and all audio clips, keep the last epoch
+    init: Path | None = None  # start from a distilled network (training.distill), all but its classifier
     seed: int = 0
     epochs: int = 80
     patience: int = 30
@@ -190,6 +198,8 @@ def train(cfg: TrainConfig) -> RunReport:
 
     network = dataclasses.replace(cfg.network, n_classes=len(data.labels))
     net = GenreNet(network)
+    if cfg.init is not None:
+        load_starting_weights(net, cfg.init)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     # OneCycle needs a few steps in each phase: a tiny folder's run stops partway through a longer one.

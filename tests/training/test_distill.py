@@ -1,0 +1,94 @@
+"""training.distill: the student learns the teacher's view of unlabelled soundtracks, and a genre
+run starts from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from model.features import DEFAULT_SETTINGS
+from tests.audio import music_like
+from training.artifacts import Checkpoint, load_starting_weights
+from training.augment import AugmentConfig
+from training.corpus import SOURCES
+from training.distill import DistillConfig, distill, read_chunks, soundtracks
+from training.network import GenreNet, NetworkConfig
+from training.teacher import PATCH_SECONDS, Teacher
+
+TINY = NetworkConfig(frame_dim=16, conv_channels=4, hidden=8, attention_dim=8, co_variation=8)
+
+
+def tiny_corpus(root: Path, per_source: int = 2, seconds: float = 45.0) -> Path:
+    """Every training soundtrack source's folder, the first two holding generated music."""
+    music = [s for s in SOURCES if s.kind == "music" and not s.held_out]
+    for i, source in enumerate(music):
+        folder = root / source.package / source.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for j in range(per_source if i < 2 else 0):
+            sf.write(folder / f"track{j}.ogg", music_like(seconds, 22050, seed=10 * i + j), 22050)
+    held_out = next(s for s in SOURCES if s.kind == "music" and s.held_out)
+    (root / held_out.package / held_out.folder).mkdir(parents=True, exist_ok=True)
+    sf.write(root / held_out.package / held_out.folder / "kept_out.ogg", music_like(5.0, 22050), 22050)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory, exported_teacher: tuple[Path, Path]) -> DistillConfig:
+    root = tmp_path_factory.mktemp("distill")
+    return DistillConfig(
+        teacher=exported_teacher[0],
+        corpus=tiny_corpus(root / "corpus"),
+        cache=root / "targets",
+        out=root / "run",
+        epochs=6,
+        batch_size=4,
+        lr=1e-2,
+        network=TINY,
+        augment=AugmentConfig(min_crop_frames=120, codec_prob=0.0),
+    )
+
+
+def test_only_the_training_soundtracks_are_read(config: DistillConfig) -> None:
+    names = [p.name for p in soundtracks(config)]
+    assert len(names) == 4 and "kept_out.ogg" not in names
+    assert [p.parent for p in soundtracks(config)][:2] != [soundtracks(config)[0].parent] * 2  # interleaved
+    assert len(soundtracks(dataclasses.replace(config, max_files=3))) == 3
+
+
+def test_a_track_is_cut_into_30_s_chunks_with_its_teacher(config: DistillConfig) -> None:
+    chunks = read_chunks(config, Teacher(config.teacher))
+    assert len(chunks) == 8  # 45 s: a whole chunk and a 15 s one (longer than a 120-frame crop), 4 tracks
+    assert [c.start_s for c in chunks[:2]] == [0.0, pytest.approx(344 * 1920 / 22050)]
+    assert chunks[0].targets.embedding.shape == (int(45 // PATCH_SECONDS), 200)
+
+
+def test_the_student_learns_the_teacher(config: DistillConfig) -> None:
+    path = distill(config)
+    report = json.loads((config.out / "report.json").read_text())
+    assert report["chunks"] == 8
+    assert report["last_epoch_loss"] < 0.8 * report["first_epoch_loss"]
+    meta, _ = Checkpoint.load(path)
+    assert meta.network == TINY and meta.config["teacher"] == str(config.teacher)
+
+
+def test_a_genre_run_starts_from_all_but_the_classifier(tmp_path: Path) -> None:
+    start, path = GenreNet(TINY), tmp_path / "start.pt"
+    Checkpoint(network=TINY, labels=[], front_end=DEFAULT_SETTINGS, config={}, epoch=0).save(start, path)
+    net = GenreNet(dataclasses.replace(TINY, n_classes=4))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    load_starting_weights(net, path)
+    for name, value in net.state_dict().items():
+        expected = before[name] if name.startswith("classifier.") else start.state_dict()[name]
+        assert torch.equal(value, expected), name
+
+
+def test_a_start_of_another_shape_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "start.pt"
+    Checkpoint(network=TINY, labels=[], front_end=DEFAULT_SETTINGS, config={}, epoch=0).save(GenreNet(TINY), path)
+    with pytest.raises(ValueError, match="another shape"):
+        load_starting_weights(GenreNet(dataclasses.replace(TINY, hidden=12)), path)
