@@ -1,22 +1,24 @@
 """The teacher's own genre figures on the GTZAN audio clips: the ceiling on audio for a student.
 
-    python -m bench.teacher_ceiling --teacher runs/teacher/MSD_musicnn.onnx --teacher runs/teacher/MTT_musicnn.onnx
+    python -m bench.teacher_ceiling --teacher runs/teacher/MSD_musicnn.onnx --teacher runs/teacher/MTT_musicnn.onnx \
+        [--network distilled=runs/distill/checkpoint.pt]
 
-writes bench/results/teacher_ceiling.{json,md}: each teacher alone, then all of them together.
+writes bench/results/teacher_ceiling.{json,md}. The 89 clips allow little: blues, classical, reggae
+and rock are one artist each, so no probe that is kept from a clip's artist can learn those four
+genres from these clips. Hence three figures:
 
-The 89 clips allow little: blues, classical, reggae and rock are one artist each, so no probe that
-is kept from a clip's artist can learn those four genres from these clips. Hence three figures:
-
-- zero-shot: the teacher's tags mapped to genres with no training (training.teacher.GENRE_TAGS),
+- zero-shot: the MSD teacher's tags mapped to genres with no training (training.teacher.GENRE_TAGS),
   on the clips of the eight genres that have tags; nothing was fitted, so nothing leaks;
-- by artist: a linear probe (a standardised logistic regression) on each clip's mean teacher
-  embedding, fitted on the other artists' clips (leave one artist out) and scored on the genres
-  with clips of two artists or more;
+- by artist: a linear probe (a standardised logistic regression) on each clip's features, fitted on
+  the other artists' clips (leave one artist out), scored on the genres with clips of two artists
+  or more;
 - by clip: the same probe left one clip out, all genres: the same artist's other clips are in its
   training set, so this one is optimistic (it is the issue's first hint, 0.94).
 
-Each probe is also fitted on our front end's band statistics (training.baselines), like for like.
-With several teachers the probe reads their embeddings side by side.
+The probes read, per clip: each teacher's mean embedding, the teachers' side by side, our front
+end's band statistics (training.baselines, the baseline), and, for each `--network`, the fused
+vector of a network's first 30 s window beside an untrained network of the same shape (seed 0): how
+much of the teacher a distilled student holds, against what a random network's features give.
 """
 
 from __future__ import annotations
@@ -25,18 +27,22 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 from pydantic import BaseModel
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench.common import RESULTS, ROOT, markdown_table, write
+from model.features import CLIP_FRAMES, model_input
 from training.accuracy import summary
+from training.artifacts import Checkpoint
 from training.baselines import band_stats
 from training.cv import bootstrap_interval
-from training.data import audio_path, gtzan_labels, load_audio_clips, read_labels
+from training.data import Split, audio_path, gtzan_labels, load_audio_clips, read_labels
 from training.folds import artist_groups
-from training.teacher import GENRE_TAGS, Teacher
+from training.network import GenreNet
+from training.teacher import GENRE_TAGS, Teacher, cached_targets
 
 
 class Probe(BaseModel):
@@ -45,19 +51,18 @@ class Probe(BaseModel):
     per_genre: dict[str, float | None]
 
 
-class Figures(BaseModel):
-    clips: int
-    teacher: Probe
-    band_statistics: Probe  # our front end: the same probe, folds and clips
+class Probes(BaseModel):
+    by_artist: Probe  # leave one artist out, scored on the genres with two artists or more
+    by_clip: Probe  # leave one clip out (optimistic: the artist's other clips are learnt from)
 
 
 class TeacherCeiling(BaseModel):
-    teachers: list[str]
-    zero_shot: Probe | None  # tags mapped to genres, on the clips of genres that have tags (MSD tags only)
-    zero_shot_clips: int
-    by_artist: Figures  # leave one artist out, scored on genres with two artists or more
+    clips: int
+    by_artist_clips: int
     by_artist_genres: list[str]
-    by_clip: Figures  # leave one clip out (optimistic: the artist's other clips are learnt from)
+    zero_shot: Probe | None  # the MSD tags mapped to genres, on the clips of genres that have tags
+    zero_shot_clips: int
+    probes: dict[str, Probes]  # features -> their probes
 
 
 def out_of_fold_probe(features: np.ndarray, labels: np.ndarray, fold: np.ndarray) -> np.ndarray:
@@ -71,98 +76,98 @@ def out_of_fold_probe(features: np.ndarray, labels: np.ndarray, fold: np.ndarray
 
 
 def _probe(truth: np.ndarray, predictions: np.ndarray, names: list[str], groups: list[str]) -> Probe:
-    figures = summary(truth, predictions, names)
     return Probe(
         accuracy=round(float(np.mean(truth == predictions)), 4),
         interval=bootstrap_interval((truth == predictions).astype(float), groups),
-        per_genre=figures["per_genre"],
+        per_genre=summary(truth, predictions, names)["per_genre"],
     )
 
 
-def _figures(
-    features: list[np.ndarray],
-    truth: np.ndarray,
-    fold: np.ndarray,
-    scored: np.ndarray,
-    names: list[str],
-    groups: list[str],
-) -> Figures:
-    """Probes on each feature set (teacher, band statistics), left out by `fold`, scored where `scored`."""
-    kept = [g for g, keep in zip(groups, scored, strict=True) if keep]
-    teacher, bands = (out_of_fold_probe(f, truth, fold)[scored] for f in features)
-    return Figures(
-        clips=int(scored.sum()),
-        teacher=_probe(truth[scored], teacher, names, kept),
-        band_statistics=_probe(truth[scored], bands, names, kept),
-    )
+def fused_vectors(net: GenreNet, clips: Split) -> np.ndarray:
+    """A network's fused vector on each clip's first 30 s window, shape = (clips, 2 * hidden)."""
+    with torch.no_grad():
+        windows = [torch.from_numpy(model_input(grid[:CLIP_FRAMES]))[None] for grid in clips.grids]
+        return np.concatenate([net.eval().pool(window)[0].numpy() for window in windows])
 
 
-def ceiling(teachers: list[Teacher], data: Path, cache: Path) -> TeacherCeiling:
+def ceiling(teachers: list[Teacher], networks: dict[str, Path], data: Path, cache: Path) -> TeacherCeiling:
     names = gtzan_labels(data)
-    group_of = artist_groups(data)
     clips = load_audio_clips(data, labels=names)
     genre_of = {row["clip_id"]: row["genre"] for row in read_labels(data)}
     paths = [audio_path(data, genre_of[c], c) or Path(c) for c in clips.ids]
-    targets = [[teacher.cached(p, cache) for p in paths] for teacher in teachers]
+    targets = [cached_targets(path, teachers, cache) for path in paths]  # per clip, per teacher
     truth = np.asarray(clips.labels)
+    group_of = artist_groups(data)
     groups = [group_of[c] for c in clips.ids]
 
-    embeddings = np.hstack([np.stack([t.embedding.mean(0) for t in per_clip]) for per_clip in targets])
-    features = [embeddings, band_stats(clips)]
+    features = {
+        t.name: np.stack([per_clip[i].embedding.mean(0) for per_clip in targets]) for i, t in enumerate(teachers)
+    }
+    if len(teachers) > 1:
+        features[" + ".join(t.name for t in teachers)] = np.hstack([features[t.name] for t in teachers])
+    features["band statistics"] = band_stats(clips)
+    for name, path in networks.items():
+        meta, net = Checkpoint.load(path)
+        torch.manual_seed(0)
+        features[name] = fused_vectors(net, clips)
+        features[f"untrained network ({name}'s shape)"] = fused_vectors(GenreNet(meta.network), clips)
+
     artist = np.unique(groups, return_inverse=True)[1]
     artists_of = {g: {a for a, t in zip(groups, truth, strict=True) if t == g} for g in set(truth.tolist())}
     several = np.array([len(artists_of[t]) >= 2 for t in truth])
+    kept = [g for g, keep in zip(groups, several, strict=True) if keep]
+    probes = {
+        name: Probes(
+            by_artist=_probe(truth[several], out_of_fold_probe(f, truth, artist)[several], names, kept),
+            by_clip=_probe(truth, out_of_fold_probe(f, truth, np.arange(len(truth))), names, groups),
+        )
+        for name, f in features.items()
+    }
 
     tagged = np.array([names[label] in GENRE_TAGS for label in truth])
     zero_shot = None
-    for teacher, per_clip in zip(teachers, targets, strict=True):
-        if teacher.has_genre_tags:
-            guesses = np.array([names.index(teacher.zero_shot_genre(t)) for t in per_clip])
-            kept = [g for g, t in zip(groups, tagged, strict=True) if t]
-            zero_shot = _probe(truth[tagged], guesses[tagged], names, kept)
-            break
+    msd = next((i for i, t in enumerate(teachers) if t.has_genre_tags), None)
+    if msd is not None:
+        guesses = np.array([names.index(teachers[msd].zero_shot_genre(per_clip[msd])) for per_clip in targets])
+        tagged_groups = [g for g, t in zip(groups, tagged, strict=True) if t]
+        zero_shot = _probe(truth[tagged], guesses[tagged], names, tagged_groups)
     return TeacherCeiling(
-        teachers=[t.name for t in teachers],
+        clips=len(truth),
+        by_artist_clips=int(several.sum()),
+        by_artist_genres=sorted({names[t] for t in truth[several]}),
         zero_shot=zero_shot,
         zero_shot_clips=int(tagged.sum()),
-        by_artist=_figures(features, truth, artist, several, names, groups),
-        by_artist_genres=sorted({names[t] for t in truth[several]}),
-        by_clip=_figures(features, truth, np.arange(len(truth)), np.ones(len(truth), bool), names, groups),
+        probes=probes,
     )
 
 
-def table(results: list[TeacherCeiling]) -> str:
-    rows: list[list[object]] = []
-    for r in results:
-        name = " + ".join(r.teachers)
-        if r.zero_shot is not None:
-            interval = f"{r.zero_shot.interval[0]}-{r.zero_shot.interval[1]}"
-            rows.append([name, f"zero-shot tags, 8 genres ({r.zero_shot_clips})", r.zero_shot.accuracy, interval, ""])
-        for view, figures in (("by artist", r.by_artist), ("by clip (optimistic)", r.by_clip)):
-            rows.append(
-                [
-                    name,
-                    f"probe left out {view} ({figures.clips})",
-                    figures.teacher.accuracy,
-                    f"{figures.teacher.interval[0]}-{figures.teacher.interval[1]}",
-                    figures.band_statistics.accuracy,
-                ]
-            )
-    return markdown_table(["teacher", "figure (clips)", "accuracy", "95 % interval", "band statistics"], rows)
+def table(result: TeacherCeiling) -> str:
+    def cell(probe: Probe) -> str:
+        return f"{probe.accuracy:.3f} ({probe.interval[0]:.2f}-{probe.interval[1]:.2f})"
+
+    rows: list[list[object]] = [[name, cell(p.by_artist), cell(p.by_clip)] for name, p in result.probes.items()]
+    if result.zero_shot is not None:
+        rows.append([f"MSD tags, zero-shot ({result.zero_shot_clips} clips of 8 genres)", cell(result.zero_shot), ""])
+    header = [
+        "features",
+        f"probe left out by artist ({result.by_artist_clips} clips, 6 genres)",
+        f"by clip ({result.clips} clips, optimistic)",
+    ]
+    return markdown_table(header, rows)
 
 
-def main(argv: list[str] | None = None) -> list[TeacherCeiling]:
+def main(argv: list[str] | None = None) -> TeacherCeiling:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", type=Path, action="append", required=True, help="an exported teacher")
+    parser.add_argument("--network", action="append", default=[], help="NAME=checkpoint.pt: a network to probe too")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "gtzan")
     parser.add_argument("--cache", type=Path, default=Path("runs/teacher/targets"))
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
-    teachers = [Teacher(path) for path in args.teacher]
-    sets = [[t] for t in teachers] + ([teachers] if len(teachers) > 1 else [])
-    results = [ceiling(chosen, args.data, args.cache) for chosen in sets]
-    write("teacher_ceiling", {"results": [r.model_dump() for r in results]}, table(results), args.out)
-    return results
+    networks = {name: Path(path) for name, _, path in (n.partition("=") for n in args.network)}
+    result = ceiling([Teacher(path) for path in args.teacher], networks, args.data, args.cache)
+    write("teacher_ceiling", result.model_dump(), table(result), args.out)
+    return result
 
 
 if __name__ == "__main__":

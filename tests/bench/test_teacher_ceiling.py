@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench.teacher_ceiling import main, out_of_fold_probe
+from model.features import DEFAULT_SETTINGS
 from tests.helpers import GTZAN
+from training.artifacts import Checkpoint
+from training.network import GenreNet, NetworkConfig
 
 
 def test_the_probe_never_sees_the_fold_it_predicts() -> None:
@@ -19,19 +23,26 @@ def test_the_probe_never_sees_the_fold_it_predicts() -> None:
 
 
 def test_the_ceiling_on_the_audio_clips(tmp_path: Path, exported_teacher: tuple[Path, Path]) -> None:
-    teacher, _ = exported_teacher
-    (result,) = main(
-        ["--teacher", str(teacher), "--data", str(GTZAN), "--cache", str(tmp_path / "c"), "--out", str(tmp_path)]
-    )
-    assert result.by_clip.clips == 89 and result.zero_shot_clips == 73
+    small = NetworkConfig(frame_dim=16, conv_channels=4, hidden=8, attention_dim=8, co_variation=8)
+    network = tmp_path / "net.pt"
+    torch.manual_seed(0)  # the untrained control's seed: the same network
+    Checkpoint(network=small, labels=[], front_end=DEFAULT_SETTINGS, config={}, epoch=0).save(GenreNet(small), network)
+    args = ["--teacher", str(exported_teacher[0]), "--network", f"tiny={network}", "--data", str(GTZAN)]
+    result = main([*args, "--cache", str(tmp_path / "c"), "--out", str(tmp_path)])
+
+    assert result.clips == 89 and result.zero_shot_clips == 73
     # Blues, classical, reggae and rock are one artist each among the clips: no probe kept from
     # the artist can learn them, so the by-artist figure scores the other six genres.
     assert result.by_artist_genres == ["country", "disco", "hiphop", "jazz", "metal", "pop"]
-    assert result.by_artist.clips == 53
+    assert result.by_artist_clips == 53
+    assert list(result.probes) == ["MSD_musicnn", "band statistics", "tiny", "untrained network (tiny's shape)"]
+    teacher, bands = result.probes["MSD_musicnn"], result.probes["band statistics"]
     # The teacher is worth distilling: it beats our front end's band statistics, like for like.
-    for figures in (result.by_artist, result.by_clip):
-        assert figures.teacher.accuracy > figures.band_statistics.accuracy + 0.1
+    assert teacher.by_artist.accuracy > bands.by_artist.accuracy + 0.1
+    assert teacher.by_clip.accuracy > bands.by_clip.accuracy + 0.1
+    assert result.probes["tiny"] == result.probes["untrained network (tiny's shape)"]  # this one learnt nothing
     assert result.zero_shot is not None and result.zero_shot.accuracy > 0.5  # 8 genres: chance 0.125
+
     saved = json.loads((tmp_path / "teacher_ceiling.json").read_text())
-    assert saved["results"][0]["teachers"] == ["MSD_musicnn"]
-    assert "probe left out by artist (53)" in (tmp_path / "teacher_ceiling.md").read_text()
+    assert saved["probes"]["MSD_musicnn"]["by_artist"]["accuracy"] == teacher.by_artist.accuracy
+    assert "| MSD_musicnn |" in (tmp_path / "teacher_ceiling.md").read_text()
