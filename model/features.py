@@ -187,9 +187,10 @@ def _window(n_fft: int) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _band_edges(n_bins: int, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Band edges on the bin axis as (whole bin index, fraction into that bin), n_bands + 1 each."""
+    """Band edges on the bin axis as (bin index, fraction of that bin), n_bands + 1 each; the last
+    edge, n_bins, is the whole of the last bin (so that no edge reads past the bins)."""
     edges = np.arange(n_bands + 1) * (n_bins / n_bands)
-    whole = np.floor(edges).astype(np.intp)
+    whole = np.minimum(np.floor(edges).astype(np.intp), n_bins - 1)
     return whole, edges - whole
 
 
@@ -197,14 +198,15 @@ def pool_bands(db: np.ndarray, n_bands: int = N_BANDS) -> np.ndarray:
     """Overlap-weighted band means of bin values, shape (frames, n_bins) -> (frames, n_bands).
 
     Bin i is the unit cell [i, i+1); band b is [b * n_bins / n_bands, (b+1) * n_bins / n_bands).
-    The mean over a band is the difference of the piecewise-constant integral at its edges.
+    The mean over a band is the difference of the piecewise-constant integral at its edges: at
+    bin i plus a fraction f, the sum of the bins before i plus f times bin i.
     """
     n_bins = db.shape[1]
     whole, frac = _band_edges(n_bins, n_bands)
-    padded = np.concatenate([db, np.zeros((db.shape[0], 1))], axis=1)  # the last edge is n_bins
-    integral = np.zeros((db.shape[0], n_bins + 2))
-    np.cumsum(padded, axis=1, out=integral[:, 1:])
-    at_edges = integral[:, whole] + frac * padded[:, whole]
+    before = np.empty((db.shape[0], n_bins))  # the sum of the bins before each bin
+    before[:, 0] = 0.0
+    np.cumsum(db[:, :-1], axis=1, out=before[:, 1:])
+    at_edges = before[:, whole] + frac * db[:, whole]
     bands: np.ndarray = np.diff(at_edges, axis=1) / (n_bins / n_bands)
     return bands
 

@@ -203,3 +203,20 @@ def test_shared_arrays_and_audio_route_agree(gtzan) -> None:  # type: ignore[no-
         correlations.append(np.corrcoef(audio[:, : F.N_LOG_BANDS].ravel(), array[:, : F.N_LOG_BANDS].ravel())[0, 1])
     assert len(correlations) == 89
     assert np.mean(correlations) > 0.975 and np.min(correlations) > 0.96
+
+
+def overlap_matrix(n_bins: int, n_bands: int) -> np.ndarray:
+    """The data README's step 5, literally: band b's weight on bin i is their overlap, over b's width."""
+    width = n_bins / n_bands
+    matrix = np.zeros((n_bins, n_bands))
+    for b in range(n_bands):
+        lo, hi = b * width, (b + 1) * width
+        for i in range(n_bins):
+            matrix[i, b] = max(0.0, min(hi, i + 1) - max(lo, i)) / width
+    return matrix
+
+
+@pytest.mark.parametrize(("n_bins", "n_bands"), [(1025, 256), (10, 4), (7, 7), (5, 8)])
+def test_pool_bands_is_the_overlap_weighted_mean(n_bins: int, n_bands: int) -> None:
+    db = np.random.default_rng(n_bins).normal(-30, 5, size=(6, n_bins))
+    np.testing.assert_allclose(F.pool_bands(db, n_bands), db @ overlap_matrix(n_bins, n_bands), rtol=0, atol=1e-9)
