@@ -52,7 +52,7 @@ class DistillConfig:
     max_files: int = 0  # soundtrack files to read, spread over the sources; 0 = all (small for tests)
     threads: int = 1
     network: NetworkConfig = field(default_factory=NetworkConfig)
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(codec_prob=0.0))
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
