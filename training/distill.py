@@ -80,10 +80,10 @@ def soundtracks(cfg: DistillConfig) -> list[Path]:
     return interleaved[: cfg.max_files] if cfg.max_files else interleaved
 
 
-def read_chunks(cfg: DistillConfig, teacher: Teacher) -> list[Chunk]:
+def read_chunks(cfg: DistillConfig, teacher: Teacher, paths: list[Path]) -> list[Chunk]:
     """Every soundtrack's grid, cut into 30 s chunks (a last one shorter than a crop is dropped)."""
     out: list[Chunk] = []
-    for path in tqdm(soundtracks(cfg), desc="soundtracks"):
+    for path in tqdm(paths, desc="soundtracks"):
         targets = teacher.cached(path, cfg.cache)
         grid = power_db_bands(read(path))
         for start in range(0, len(grid) - cfg.augment.min_crop_frames + 1, CLIP_FRAMES):
@@ -113,7 +113,7 @@ def get_batch(
         begin_s = chunk.start_s + start * FRAME_HOP_SECONDS
         span = chunk.targets.between(begin_s, begin_s + len(crop) * FRAME_HOP_SECONDS)
         embeddings.append((span.embedding.mean(0) - scale.mean) / scale.std)
-        tags.append((1 / (1 + np.exp(-span.tag_logits))).mean(0))
+        tags.append(span.tag_probabilities.mean(0))
     as_tensor = [torch.from_numpy(np.stack(v).astype(np.float32)) for v in (inputs, embeddings, tags)]
     return as_tensor[0], as_tensor[1], as_tensor[2]
 
@@ -138,10 +138,11 @@ def distill(cfg: DistillConfig) -> Path:
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     teacher = Teacher(cfg.teacher)
-    chunks = read_chunks(cfg, teacher)
+    paths = soundtracks(cfg)
+    chunks = read_chunks(cfg, teacher, paths)
     scale = target_scale(chunks)
     first = chunks[0].targets
-    print(f"{len(chunks)} chunks of up to 30 s from {len(soundtracks(cfg))} soundtrack files")
+    print(f"{len(chunks)} chunks of up to 30 s from {len(paths)} soundtrack files")
 
     student = Student(cfg.network, first.embedding.shape[1], first.tag_logits.shape[1])
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -176,7 +177,7 @@ def distill(cfg: DistillConfig) -> Path:
     meta.save(student.net, path)
     report = {
         "chunks": len(chunks),
-        "files": len(soundtracks(cfg)),
+        "files": len(paths),
         "first_epoch_loss": epoch_losses[0],
         "last_epoch_loss": epoch_losses[-1],
         "epoch_losses": epoch_losses,

@@ -89,6 +89,12 @@ class Targets:
         last = max(first + 1, min(len(self.embedding), int(np.ceil(end_s / PATCH_SECONDS))))
         return Targets(self.embedding[first:last], self.tag_logits[first:last])
 
+    @property
+    def tag_probabilities(self) -> np.ndarray:
+        """(patches, 50): the tags' sigmoid."""
+        probabilities: np.ndarray = 1 / (1 + np.exp(-self.tag_logits))
+        return probabilities
+
 
 class Teacher:
     """An exported musicnn tagger (training.teacher_export's file and note) on ONNX Runtime."""
@@ -120,10 +126,9 @@ class Teacher:
         """A mono waveform at 16 kHz -> its targets."""
         return self.on_patches(patches(log_mel(waveform)))
 
-    def entry(self, path: Path, cache: Path) -> Path:
+    def entry(self, content_key: str, cache: Path) -> Path:
         """Where cache/ keeps this teacher's targets for a file: by its content and this teacher's weights."""
-        key = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
-        return cache / self.name / self.digest / f"{key}.npz"
+        return cache / self.name / self.digest / f"{content_key}.npz"
 
     def cached(self, path: Path, cache: Path) -> Targets:
         """The teacher's targets for an audio file, computed once and kept under cache/."""
@@ -136,7 +141,7 @@ class Teacher:
 
     def genre_scores(self, targets: Targets) -> dict[str, float]:
         """Zero-shot: each genre of GENRE_TAGS scored by its likeliest tag, averaged over patches."""
-        probability = 1 / (1 + np.exp(-targets.tag_logits))
+        probability = targets.tag_probabilities
         index = {tag: i for i, tag in enumerate(self.tags)}
         return {
             genre: float(np.mean(np.max(probability[:, [index[t] for t in tags]], axis=1)))
@@ -157,10 +162,11 @@ def _keep(targets: Targets, where: Path) -> None:
 
 def cached_targets(path: Path, teachers: list[Teacher], cache: Path) -> list[Targets]:
     """Each teacher's targets for an audio file, from cache/ or computed (the file decoded once) and kept."""
-    entries = [teacher.entry(path, cache) for teacher in teachers]
+    content_key = hashlib.sha256(path.read_bytes()).hexdigest()[:32]  # read once for every teacher
     waveform = None
     found = []
-    for teacher, where in zip(teachers, entries, strict=True):
+    for teacher in teachers:
+        where = teacher.entry(content_key, cache)
         if where.exists():
             with np.load(where) as saved:
                 found.append(Targets(saved["embedding"], saved["tag_logits"]))

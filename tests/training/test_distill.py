@@ -61,7 +61,7 @@ def test_only_the_training_soundtracks_are_read(config: DistillConfig) -> None:
 
 
 def test_a_track_is_cut_into_30_s_chunks_with_its_teacher(config: DistillConfig) -> None:
-    chunks = read_chunks(config, Teacher(config.teacher))
+    chunks = read_chunks(config, Teacher(config.teacher), soundtracks(config))
     assert len(chunks) == 8  # 45 s: a whole chunk and a 15 s one (longer than a 120-frame crop), 4 tracks
     assert [c.start_s for c in chunks[:2]] == [0.0, pytest.approx(344 * 1920 / 22050)]
     assert chunks[0].targets.embedding.shape == (int(45 // PATCH_SECONDS), 200)
