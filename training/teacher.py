@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from model.audio import AUDIO_SUFFIXES
+from training.corpus import SOURCES, files, read
 
 SAMPLE_RATE_HZ = 16_000  # musicnn's configuration: SR, FFT_SIZE, FFT_HOP, N_MELS
 FFT_SIZE = 512  # samples
@@ -181,8 +182,6 @@ def cached_targets(path: Path, teachers: list[Teacher], cache: Path) -> list[Tar
 
 def read_16k(path: Path) -> np.ndarray:
     """An audio file, mono at the teacher's rate, through the corpus's reader (raw GSM prompts too)."""
-    from training.corpus import read
-
     return read(path, SAMPLE_RATE_HZ)
 
 
@@ -196,8 +195,6 @@ def audio_files(roots: list[Path]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.corpus import SOURCES, files
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", type=Path, nargs="*", help="audio files or folders")
     parser.add_argument("--corpus", type=Path, help="also every file of training.corpus's packaged sources")
