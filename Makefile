@@ -99,7 +99,8 @@ export: $(DEV_VENV)/.installed
 # The music detector (training.detector): a head on the frozen genre model's fused vector, trained on
 # the corpus of training.corpus (Debian's speech, effects and soundtracks, about 1 GB, fetched once
 # into $(CORPUS); as root it installs espeak-ng and flite), attached to $(GENRE_MODEL) as the shipped
-# file. Its windows are built once (about 20 min on 2 cores) into runs/detector/windows.npz.
+# file. Its windows are built once (about 20 min on 2 cores) into runs/detector/parts/, a part per source.
+# GENRE_MODEL=model/genre_birnn.onnx gives the shipped file's genres a new detector (its old one cut away).
 CORPUS := runs/corpus
 DETECTED_MODEL := runs/detector/genre_birnn.onnx
 detector: $(DEV_VENV)/.installed

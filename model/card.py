@@ -75,6 +75,7 @@ class MusicDetectorCard(BaseModel):
 
     reads: str = Field(description="what the head reads")
     hidden: int = Field(gt=0)
+    heads: int = Field(default=1, gt=0, description="heads of different seeds whose probabilities are averaged")
     threshold: float = Field(gt=0, lt=1, description="the default decision threshold (GENRE_MUSIC_THRESHOLD moves it)")
     threshold_rule: str
     sources: dict[str, list[str]] = Field(description="the corpus sources trained on and held out, by kind")

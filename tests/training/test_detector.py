@@ -12,7 +12,9 @@ import torch
 
 from bench.common import REFERENCE_MODEL
 from model.card import MusicDetectorCard, card_path, load_card
+from model.features import FrontEndSettings
 from model.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, MUSIC_OUTPUT, OUTPUT_NAMES, GenreModel
+from training.corpus import SOURCES
 from training.detector import (
     FEATURES,
     Windows,
@@ -20,9 +22,14 @@ from training.detector import (
     balanced_weights,
     choose_threshold,
     fit_head,
+    fit_heads,
+    genre_part,
     group_folds,
+    items_of,
     operating_points,
+    part_path,
     rates,
+    voices_over,
     with_features_output,
 )
 
@@ -42,6 +49,17 @@ def test_the_head_learns_to_tell_music_from_the_rest() -> None:
     with torch.no_grad():
         p = head(torch.from_numpy(test_x)).numpy()
     assert ((p >= 0.5) == (test_kinds == "music")).mean() > 0.9
+
+
+def test_the_detector_is_the_mean_of_heads_of_different_seeds() -> None:
+    x, kinds = blobs(100)
+    heads = fit_heads(x, kinds, seed=3, n=3)
+    one = [fit_head(x, kinds, seed) for seed in (3, 4, 5)]
+    features = torch.from_numpy(blobs(50, seed=1)[0])
+    with torch.no_grad():
+        expected = torch.stack([head(features) for head in one]).mean(0)
+        torch.testing.assert_close(heads(features), expected)
+        assert not torch.equal(one[0](features), one[1](features))  # the seeds make different heads
 
 
 def test_music_and_each_not_music_kind_weigh_alike() -> None:
@@ -80,6 +98,18 @@ def test_rates_count_each_kind_source_and_condition() -> None:
     assert got["music_called_not_music"] == 0.5
     assert got["music_called_not_music_by_condition"] == {"clean": 0.0, "mp3": 1.0}
     assert got["not_music_called_not_music_by_kind"] == {"noise": 0.0, "speech": 1.0}
+    assert got["not_music_called_not_music"] == 0.5
+
+
+def test_a_part_is_built_again_when_what_it_is_built_from_changes(tmp_path: Path) -> None:
+    tones = next(s for s in SOURCES if s.name == "synthetic-tones")
+    args = (FrontEndSettings(), tmp_path, 0, tones, items_of(tones), voices_over(tones))
+    path = part_path(tmp_path, tones.name, args)
+    assert path == part_path(tmp_path, tones.name, tuple(args)) and path.parent == tmp_path / "parts"
+    assert path != part_path(tmp_path, tones.name, (*args[:4], items_of(tones) + 1, ()))  # more items
+    assert path != part_path(tmp_path, tones.name, (*args[:2], 1, *args[3:]))  # another seed
+    music = next(s for s in SOURCES if s.kind == "music" and not s.held_out)
+    assert voices_over(tones) == () and voices_over(music) and all(not v.held_out for v in voices_over(music))
 
 
 def test_windows_survive_their_file(tmp_path: Path) -> None:
@@ -121,8 +151,8 @@ def test_the_features_are_the_members_mean_fused_vector_and_the_summary_heads_st
 def test_attaching_adds_the_music_output_and_leaves_the_genres_bit_for_bit(tmp_path: Path) -> None:
     path = genre_model(tmp_path)
     x, kinds = blobs(60, dim=with_features_output(path)[1])
-    head = fit_head(x, kinds)
-    card = MusicDetectorCard(reads="test", hidden=8, threshold=0.4, threshold_rule="test", sources={})
+    head = fit_heads(x, kinds, n=2)
+    card = MusicDetectorCard(reads="test", hidden=8, heads=2, threshold=0.4, threshold_rule="test", sources={})
     out = tmp_path / "attached" / "model.onnx"
     attach(path, head, out, card, "9.9.9")
     model, genre_only = GenreModel(out, providers="cpu"), GenreModel(path, providers="cpu")
@@ -136,6 +166,27 @@ def test_attaching_adds_the_music_output_and_leaves_the_genres_bit_for_bit(tmp_p
     with pytest.raises(SystemExit, match="has a music detector already"):
         attach(out, head, tmp_path / "twice.onnx", card, "9.9.10")
     assert [o.name for o in ort.InferenceSession(str(out)).get_outputs()] == [*OUTPUT_NAMES, MUSIC_OUTPUT]
+
+
+def test_a_shipped_models_genre_part_takes_a_new_detector(tmp_path: Path) -> None:
+    """The shipped file (detector and embedding) cut down to its genres, bit for bit, then detected again."""
+    shipped = tmp_path / "shipped" / DEFAULT_MODEL_PATH.name
+    shipped.parent.mkdir()
+    shutil.copy(DEFAULT_MODEL_PATH, shipped)
+    shutil.copy(card_path(DEFAULT_MODEL_PATH), card_path(shipped))
+    part = genre_part(shipped, tmp_path / "work")
+    assert part != shipped and [o.name for o in ort.InferenceSession(str(part)).get_outputs()] == [*OUTPUT_NAMES]
+    card = load_card(card_path(part))
+    assert card.music_detector is None and card.embedding is None
+    assert card.version == load_card(card_path(shipped)).version
+    inputs = np.random.default_rng(2).standard_normal((2, 60, 128)).astype(np.float32)
+    before, after = GenreModel(shipped, providers="cpu"), GenreModel(part, providers="cpu")
+    np.testing.assert_array_equal(before.predict(inputs).probabilities, after.predict(inputs).probabilities)
+    x, kinds = blobs(60, dim=with_features_output(part)[1])
+    card_in = MusicDetectorCard(reads="test", hidden=8, threshold=0.3, threshold_rule="test", sources={})
+    attach(part, fit_heads(x, kinds, n=1), tmp_path / "again" / "model.onnx", card_in, "9.9.9")
+    assert GenreModel(tmp_path / "again" / "model.onnx", providers="cpu").card.music_threshold() == 0.3
+    assert genre_part(part, tmp_path / "work") == part  # a genre model alone is used as it is
 
 
 def test_operating_points_trade_music_kept_for_not_music_caught() -> None:
