@@ -8,7 +8,7 @@ and signals it never heard. The GTZAN arrays and audio clips are music too (trai
 adds them). What each source holds:
 
 - speech: Asterisk's recorded telephone prompts (four voices, five languages, 8 kHz), two more
-  prompt sets (GSM), and the espeak-ng and flite text-to-speech voices;
+  prompt sets (GSM), and the espeak-ng, flite and festival text-to-speech voices;
 - effects: the sound folders of game and desktop data packages (jingles left out by name);
 - noise, tones, silence: training.synthetic;
 - music: the game soundtracks.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import re
-import shutil
 import subprocess
 import tempfile
 import zipfile
@@ -48,7 +47,15 @@ ITEM_SECONDS = (2.0, 30.0)  # the lengths of not-music items: up to one analysis
 # 30 s windows taken from each soundtrack, spread over it: more from those trained on (their variety
 # is what the detector learns music from), fewer from the held-out ones (each is measured 10 ways).
 TRACK_WINDOWS = {False: 6, True: 2}  # held_out -> windows
-TTS_PACKAGES = ("espeak-ng", "flite")
+# festival's four female voices: flite's and festival's English ones are male but for slt, which
+# is held out, and a detector that heard no female synthetic voice passed slt as music.
+FESTIVAL_VOICES = {  # voice -> its Debian package
+    "upc_ca_ona_hts": "festvox-ca-ona-hts",
+    "lp_diphone": "festvox-italp16k",
+    "suo_fi_lj_diphone": "festvox-suopuhe-lj",
+    "czech_dita": "festvox-czech-dita",
+}
+TTS_PACKAGES = ("espeak-ng", "flite", "festival", *FESTIVAL_VOICES.values())
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Source:
     held_out: bool
     package: str = ""  # the Debian package its files come from; "" for TTS and synthetic sources
     folder: str = ""  # where in the package
-    voice: str = ""  # a TTS voice: "espeak-ng:<voice>" or "flite:<voice>"
+    voice: str = ""  # a TTS voice: "espeak-ng:<voice>", "flite:<voice>" or "festival:<voice>"
 
 
 ASTERISK = "usr/share/asterisk/sounds"
@@ -105,6 +112,8 @@ SOURCES: tuple[Source, ...] = (
     *(Source(f"espeak-{v}", "speech", True, voice=f"espeak-ng:{v}") for v in ESPEAK_HELD_OUT),
     *(Source(f"flite-{v}", "speech", False, voice=f"flite:{v}") for v in ("kal", "awb", "rms")),
     Source("flite-slt", "speech", True, voice="flite:slt"),
+    *(Source(f"festival-{v}", "speech", False, voice=f"festival:{v}") for v in list(FESTIVAL_VOICES)[:3]),
+    Source("festival-czech_dita", "speech", True, voice="festival:czech_dita"),
     Source("wesnoth-sounds", "effects", False, "wesnoth-1.16-data", f"{GAMES}/wesnoth/1.16"),
     Source("minetest-sounds", "effects", False, "minetest-data", f"{GAMES}/minetest"),
     Source("bzflag-sounds", "effects", False, "bzflag-data", f"{GAMES}/bzflag"),
@@ -125,6 +134,10 @@ SOURCES: tuple[Source, ...] = (
     Source("extremetuxracer-music", "music", False, "extremetuxracer-data", f"{GAMES}/etr/music"),
     Source("lincity-ng-music", "music", False, "lincity-ng-data", f"{GAMES}/lincity-ng/music"),
     Source("xmoto-music", "music", False, "xmoto-data", f"{GAMES}/xmoto/Textures/Musics"),
+    Source("hyperrogue-music", "music", False, "hyperrogue-music", "usr/share/hyperrogue/music"),
+    Source("planetblupi-music", "music", False, "planetblupi-music-ogg", "usr/share/planetblupi/music"),
+    Source("asc-music", "music", False, "asc-music", f"{GAMES}/asc/music"),
+    Source("warmux-music", "music", False, "warmux-data", f"{GAMES}/warmux/music"),
     Source("nexuiz-music", "music", True, "nexuiz-music", f"{GAMES}/nexuiz"),
     Source("singularity-music", "music", True, "singularity-music", f"{GAMES}/singularity/music"),
 )
@@ -145,11 +158,17 @@ def fetch(cache: Path) -> None:
         for archive in (cache / package).rglob("*.pk3"):
             with zipfile.ZipFile(archive) as z:
                 z.extractall(archive.with_suffix(""))
-    if not all(shutil.which(t) for t in TTS_PACKAGES):
+    if not all(installed(p) for p in TTS_PACKAGES):
         try:
             subprocess.run(["apt-get", "install", "-y", "-qq", *TTS_PACKAGES], check=True)
         except (OSError, subprocess.CalledProcessError):
             raise SystemExit(f"the text-to-speech voices need: apt-get install {' '.join(TTS_PACKAGES)}") from None
+
+
+def installed(package: str) -> bool:
+    """Whether dpkg has this package installed."""
+    query = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return query.stdout.endswith(" installed")
 
 
 def files(source: Source, cache: Path) -> list[Path]:
@@ -180,10 +199,13 @@ def speak(voice: str, text: str, rng: np.random.Generator) -> np.ndarray:
             variant = rng.choice(["", "+m1", "+m3", "+m5", "+f1", "+f2", "+f4", "+klatt"])
             speed, pitch = str(rng.integers(120, 220)), str(rng.integers(20, 80))
             command = ["espeak-ng", "-v", f"{name}{variant}", "-s", speed, "-p", pitch, "-w", str(out), text]
+        elif program == "festival":  # reads the text from stdin
+            stretch = f"(Parameter.set 'Duration_Stretch {rng.uniform(0.8, 1.3):.2f})"
+            command = ["text2wave", "-eval", f"(voice_{name})", "-eval", stretch, "-o", str(out)]
         else:
             command = ["flite", "-voice", name, "--setf", f"duration_stretch={rng.uniform(0.8, 1.3):.2f}"]
             command += ["-t", text, "-o", str(out)]
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, input=text.encode() if program == "festival" else None)
         return decode_file(out).waveform
 
 
