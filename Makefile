@@ -96,9 +96,9 @@ export: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.export --run runs/final --cv $(CV_REPORT) --out $(GENRE_MODEL) \
 		--version $(MODEL_VERSION) --speed-reference bench/reference/genre_birnn_1.2.0.onnx
 
-# The music detector (training.detector): a head on the frozen genre model's fused vector, trained on
-# the corpus of training.corpus (Debian's speech, effects and soundtracks, about 1 GB, fetched once
-# into $(CORPUS); as root it installs espeak-ng and flite), attached to $(GENRE_MODEL) as the shipped
+# The music detector (training.detector): five heads on the frozen genre model's fused vector, trained on
+# the corpus of training.corpus (Debian's speech, effects and soundtracks, about 1.2 GB, fetched once
+# into $(CORPUS); as root it installs espeak-ng, flite and festival), attached to $(GENRE_MODEL) as the shipped
 # file. Its windows are built once (about 20 min on 2 cores) into runs/detector/parts/, a part per source.
 # GENRE_MODEL=model/genre_birnn.onnx gives the shipped file's genres a new detector (its old one cut away).
 CORPUS := runs/corpus
