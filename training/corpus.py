@@ -8,7 +8,8 @@ and signals it never heard. The GTZAN arrays and audio clips are music too (trai
 adds them). What each source holds:
 
 - speech: Asterisk's recorded telephone prompts (four voices, five languages, 8 kHz), two more
-  prompt sets (GSM), and the espeak-ng, flite and festival text-to-speech voices;
+  prompt sets (GSM), words and syllables read by people in many languages for KDE's children's
+  games (wideband), and the espeak-ng, flite and festival text-to-speech voices;
 - effects: the sound folders of game and desktop data packages (jingles left out by name);
 - noise, tones, silence: training.synthetic;
 - music: the game soundtracks.
@@ -100,6 +101,10 @@ ESPEAK_TRAIN = tuple(
     ]
 )  # languages of espeak-ng's voices trained on
 ESPEAK_HELD_OUT = ("de", "ja", "ar", "hi", "sw", "el")
+# Real wideband voices: ktuberling's words, a source a language (those with 70 words or more), and
+# klettres's letters and syllables held out, in languages ktuberling has no speaker for.
+KTUBERLING = ("fr", "ca", "uk", "lt", "da", "ru", "wa", "el", "en", "de", "sl", "gl")
+KLETTRES_HELD_OUT = ("ml", "es", "pt_BR", "hu")
 SOURCES: tuple[Source, ...] = (
     Source("asterisk-en", "speech", False, "asterisk-core-sounds-en-wav", ASTERISK),
     Source("asterisk-es", "speech", False, "asterisk-core-sounds-es-wav", ASTERISK),
@@ -114,6 +119,11 @@ SOURCES: tuple[Source, ...] = (
     Source("flite-slt", "speech", True, voice="flite:slt"),
     *(Source(f"festival-{v}", "speech", False, voice=f"festival:{v}") for v in list(FESTIVAL_VOICES)[:3]),
     Source("festival-czech_dita", "speech", True, voice="festival:czech_dita"),
+    *(
+        Source(f"ktuberling-{v}", "speech", False, "ktuberling-data", f"usr/share/ktuberling/sounds/{v}")
+        for v in KTUBERLING
+    ),
+    *(Source(f"klettres-{v}", "speech", True, "klettres-data", f"usr/share/klettres/{v}") for v in KLETTRES_HELD_OUT),
     Source("wesnoth-sounds", "effects", False, "wesnoth-1.16-data", f"{GAMES}/wesnoth/1.16"),
     Source("minetest-sounds", "effects", False, "minetest-data", f"{GAMES}/minetest"),
     Source("bzflag-sounds", "effects", False, "bzflag-data", f"{GAMES}/bzflag"),

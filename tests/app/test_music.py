@@ -17,7 +17,7 @@ from training.synthetic import SYNTHETIC
 
 RNG = np.random.default_rng(7)
 # What users sent and got a confident genre for, and the generators the detector tells apart. Not
-# the sweep: a sweep can still pass for music (MODEL_CARD.md, "Music or not": tones 95.6 %).
+# the sweep: a sweep can still pass for music (MODEL_CARD.md, "Music or not": tones 95.1 %).
 NOT_MUSIC = {
     "tone_440hz": tone(440.0, 10.0, SAMPLE_RATE),
     "white_noise": (0.2 * RNG.standard_normal(20 * SAMPLE_RATE)).astype(np.float32),
