@@ -14,7 +14,7 @@ them to the GRU lifted the network too, where it had not learned them by itself.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 from torch import nn
@@ -90,12 +90,16 @@ class BandCoVariation(nn.Module):
 
     first: torch.Tensor  # pair indices into the coarse bands (buffers)
     second: torch.Tensor
+    pairs_to_squares: torch.Tensor
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         first, second = torch.triu_indices(N_COARSE_BANDS, N_COARSE_BANDS)
         self.register_buffer("first", first, persistent=False)
         self.register_buffer("second", second, persistent=False)
+        pairs_to_squares = torch.zeros(len(first), N_COARSE_BANDS**2)
+        pairs_to_squares[torch.arange(len(first)), first * N_COARSE_BANDS + second] = 1.0
+        self.register_buffer("pairs_to_squares", pairs_to_squares, persistent=False)
         self.n_bands = config.n_bands
         self.project = nn.Sequential(nn.Linear(len(first), config.co_variation), nn.LayerNorm(config.co_variation))
 
@@ -106,8 +110,25 @@ class BandCoVariation(nn.Module):
         deviation = coarse - coarse.mean(1, keepdim=True)
         return deviation[..., self.first] * deviation[..., self.second]
 
+    def outer_projected(self, x: torch.Tensor) -> torch.Tensor:
+        """The projection of products(x), the same numbers to float rounding, as ONNX Runtime runs
+        it faster: every product of the deviations (an outer product, N_COARSE_BANDS ** 2 of them)
+        through the projection's weights scattered onto the upper triangle, zeros below. The
+        pairs' Gathers cost more than the larger matrix product (about 9 % of today's network)."""
+        batch, frames, _ = x.shape
+        coarse = x[..., : self.n_bands].reshape(batch, frames, N_COARSE_BANDS, -1).mean(-1)
+        deviation = coarse - coarse.mean(1, keepdim=True)
+        outer = (deviation.unsqueeze(-1) * deviation.unsqueeze(-2)).reshape(batch, frames, -1)
+        linear = cast(nn.Linear, self.project[0])
+        # (pairs, N^2) of zeros and ones: an exact copy of each pair's weight, folded into one
+        # constant when exported.
+        return nn.functional.linear(outer, linear.weight @ self.pairs_to_squares, linear.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y: torch.Tensor = self.project(self.products(x))
+        # Training keeps the pairs' form: its float rounding is what today's runs were trained with,
+        # and `make train` rebuilds a shipped network bit for bit. Exported, the faster form.
+        projected = self.outer_projected(x) if torch.onnx.is_in_onnx_export() else self.project[0](self.products(x))
+        y: torch.Tensor = self.project[1](projected)
         return y
 
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import get_args
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from model.features import N_FEATURES
+from training.export import export_onnx, parity
 from training.network import N_COARSE_BANDS, BandCoVariation, ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
 
 ENCODERS = get_args(FrameEncoder)
@@ -85,6 +88,28 @@ def test_co_variation_products_are_those_of_centred_coarse_bands() -> None:
     products = module.products(torch.from_numpy(x)).mean(1).numpy()  # mean over frames
     i, j = np.triu_indices(N_COARSE_BANDS)
     np.testing.assert_allclose(products, covariance[:, i, j], atol=1e-5)
+
+
+def test_exported_co_variation_computes_the_same_projection_without_gathering_pairs(tmp_path: Path) -> None:
+    """Training keeps the pairs' form bit for bit; the ONNX file gets the outer product, whose
+    numbers agree to float rounding and which has no Gather of the pairs' indices."""
+    torch.manual_seed(0)
+    net = GenreNet(NetworkConfig()).eval()
+    module = net.co_variation
+    assert module is not None
+    x = torch.randn(2, 50, N_FEATURES)
+    with torch.no_grad():
+        assert torch.equal(module(x), module.project(module.products(x)))
+        torch.testing.assert_close(module.outer_projected(x), module.project[0](module.products(x)), atol=1e-5, rtol=0)
+    path = tmp_path / "net.onnx"
+    export_onnx(ExportWrapper(net), path)
+    assert parity(ExportWrapper(net), path) < 1e-5
+    graph = onnx.load(str(path)).graph
+    constants = [onnx.numpy_helper.to_array(t) for t in graph.initializer] + [
+        onnx.numpy_helper.to_array(a.t) for n in graph.node if n.op_type == "Constant" for a in n.attribute
+    ]
+    n_pairs = N_COARSE_BANDS * (N_COARSE_BANDS + 1) // 2
+    assert not [c for c in constants if c.dtype == np.int64 and c.size == n_pairs]  # no pair indices
 
 
 def test_co_variation_ignores_band_levels() -> None:
