@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +125,18 @@ def inference_ms(path: Path, repeat: int = 20) -> float:
     """CPU ms of one 30 s window through an ONNX model file (one thread, batch 1), best of `repeat`."""
     model = GenreModel(path, providers="cpu", intra_op_threads=1, inter_op_threads=1)
     x = np.zeros((1, model.front_end.clip_frames, model.front_end.n_features), np.float32)
-    model.predict(x)
+    return thread_ms(lambda: model.predict(x), repeat)
+
+
+def thread_ms(run: Callable[[], object], repeat: int) -> float:
+    """CPU ms of the calling thread per call of `run`, best of `repeat` after a warm-up. For ONNX
+    Runtime on one thread, the caller's: its CPU time is the inference's alone, whatever other
+    threads the process has left running (process_time would count them too)."""
+    run()
     times = []
-    # One ONNX thread, the caller's: its CPU time is the inference's alone, whatever other threads
-    # the process has left running (process_time would count them too).
     for _ in range(repeat):
         start = time.thread_time()
-        model.predict(x)
+        run()
         times.append(time.thread_time() - start)
     return 1000 * min(times)
 
