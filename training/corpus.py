@@ -56,6 +56,7 @@ FESTIVAL_VOICES = {  # voice -> its Debian package
     "suo_fi_lj_diphone": "festvox-suopuhe-lj",
     "czech_dita": "festvox-czech-dita",
 }
+FESTIVAL_HELD_OUT = "czech_dita"
 TTS_PACKAGES = ("espeak-ng", "flite", "festival", *FESTIVAL_VOICES.values())
 
 
@@ -117,8 +118,7 @@ SOURCES: tuple[Source, ...] = (
     *(Source(f"espeak-{v}", "speech", True, voice=f"espeak-ng:{v}") for v in ESPEAK_HELD_OUT),
     *(Source(f"flite-{v}", "speech", False, voice=f"flite:{v}") for v in ("kal", "awb", "rms")),
     Source("flite-slt", "speech", True, voice="flite:slt"),
-    *(Source(f"festival-{v}", "speech", False, voice=f"festival:{v}") for v in list(FESTIVAL_VOICES)[:3]),
-    Source("festival-czech_dita", "speech", True, voice="festival:czech_dita"),
+    *(Source(f"festival-{v}", "speech", v == FESTIVAL_HELD_OUT, voice=f"festival:{v}") for v in FESTIVAL_VOICES),
     *(
         Source(f"ktuberling-{v}", "speech", False, "ktuberling-data", f"usr/share/ktuberling/sounds/{v}")
         for v in KTUBERLING
@@ -203,19 +203,21 @@ def read(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
 def speak(voice: str, text: str, rng: np.random.Generator) -> np.ndarray:
     """Text-to-speech at a random speed and pitch: mono at the model's rate."""
     program, name = voice.split(":")
+    stdin = None  # festival reads its text from stdin
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
         if program == "espeak-ng":
             variant = rng.choice(["", "+m1", "+m3", "+m5", "+f1", "+f2", "+f4", "+klatt"])
             speed, pitch = str(rng.integers(120, 220)), str(rng.integers(20, 80))
             command = ["espeak-ng", "-v", f"{name}{variant}", "-s", speed, "-p", pitch, "-w", str(out), text]
-        elif program == "festival":  # reads the text from stdin
+        elif program == "festival":
             stretch = f"(Parameter.set 'Duration_Stretch {rng.uniform(0.8, 1.3):.2f})"
             command = ["text2wave", "-eval", f"(voice_{name})", "-eval", stretch, "-o", str(out)]
+            stdin = text.encode()
         else:
             command = ["flite", "-voice", name, "--setf", f"duration_stretch={rng.uniform(0.8, 1.3):.2f}"]
             command += ["-t", text, "-o", str(out)]
-        subprocess.run(command, check=True, capture_output=True, input=text.encode() if program == "festival" else None)
+        subprocess.run(command, check=True, capture_output=True, input=stdin)
         return decode_file(out).waveform
 
 

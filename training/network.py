@@ -103,11 +103,15 @@ class BandCoVariation(nn.Module):
         self.n_bands = config.n_bands
         self.project = nn.Sequential(nn.Linear(len(first), config.co_variation), nn.LayerNorm(config.co_variation))
 
-    def products(self, x: torch.Tensor) -> torch.Tensor:
-        """shape = (batch, frames, N_COARSE_BANDS * (N_COARSE_BANDS + 1) / 2)."""
+    def deviations(self, x: torch.Tensor) -> torch.Tensor:
+        """The coarse bands centred on their mean over the window: shape = (batch, frames, N_COARSE_BANDS)."""
         batch, frames, _ = x.shape
         coarse = x[..., : self.n_bands].reshape(batch, frames, N_COARSE_BANDS, -1).mean(-1)
-        deviation = coarse - coarse.mean(1, keepdim=True)
+        return coarse - coarse.mean(1, keepdim=True)
+
+    def products(self, x: torch.Tensor) -> torch.Tensor:
+        """shape = (batch, frames, N_COARSE_BANDS * (N_COARSE_BANDS + 1) / 2)."""
+        deviation = self.deviations(x)
         return deviation[..., self.first] * deviation[..., self.second]
 
     def outer_projected(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,13 +119,11 @@ class BandCoVariation(nn.Module):
         it faster: every product of the deviations (an outer product, N_COARSE_BANDS ** 2 of them)
         through the projection's weights scattered onto the upper triangle, zeros below. The
         pairs' Gathers cost more than the larger matrix product (about 9 % of today's network)."""
-        batch, frames, _ = x.shape
-        coarse = x[..., : self.n_bands].reshape(batch, frames, N_COARSE_BANDS, -1).mean(-1)
-        deviation = coarse - coarse.mean(1, keepdim=True)
-        outer = (deviation.unsqueeze(-1) * deviation.unsqueeze(-2)).reshape(batch, frames, -1)
+        deviation = self.deviations(x)
+        outer = (deviation.unsqueeze(-1) * deviation.unsqueeze(-2)).flatten(-2)
         linear = cast(nn.Linear, self.project[0])
-        # (pairs, N^2) of zeros and ones: an exact copy of each pair's weight, folded into one
-        # constant when exported.
+        # (pairs, N^2) of zeros and ones: an exact copy of each pair's weight. The exported graph
+        # keeps the product of two constants; ONNX Runtime folds it into one when it loads the file.
         return nn.functional.linear(outer, linear.weight @ self.pairs_to_squares, linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
