@@ -75,9 +75,29 @@ class BandConvEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Training keeps the per-frame form (its float rounding is what runs were trained with);
+        # exported, the same convolutions over one image.
+        if torch.onnx.is_in_onnx_export():
+            return self.as_image(x)
         batch, frames, features = x.shape
         y: torch.Tensor = self.convs(x.reshape(batch * frames, 2, features // 2))
         return y.reshape(batch, frames, -1)
+
+    def as_image(self, x: torch.Tensor) -> torch.Tensor:
+        """forward(x), the same numbers to float rounding, as ONNX Runtime runs it faster: the window
+        is one image of bands by frames, convolved with kernels one frame wide, instead of a batch
+        of one-frame signals (one large matrix product per layer rather than one per frame: about a
+        third less time in the encoder)."""
+        batch, frames, features = x.shape
+        *blocks, _, linear = self.convs  # (conv, activation, pool) twice, Flatten, Linear
+        image = x.reshape(batch, frames, 2, features // 2).permute(0, 2, 3, 1)  # (batch, 2, bands, frames)
+        for conv, activation, pool in (blocks[0:3], blocks[3:6]):
+            assert isinstance(conv, nn.Conv1d) and isinstance(pool, nn.MaxPool1d)
+            padding = (cast(tuple[int], conv.padding)[0], 0)
+            image = nn.functional.conv2d(image, conv.weight.unsqueeze(-1), conv.bias, padding=padding)
+            image = nn.functional.max_pool2d(activation(image), (cast(int, pool.kernel_size), 1))
+        y: torch.Tensor = linear(image.permute(0, 3, 1, 2).reshape(batch, frames, -1))
+        return y
 
 
 class BandCoVariation(nn.Module):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -60,6 +61,21 @@ def test_the_detector_is_the_mean_of_heads_of_different_seeds() -> None:
         expected = torch.stack([head(features) for head in one]).mean(0)
         torch.testing.assert_close(heads(features), expected)
         assert not torch.equal(one[0](features), one[1](features))  # the seeds make different heads
+
+
+def test_the_exported_heads_are_one_wide_layer_to_the_same_probability(tmp_path: Path) -> None:
+    """The file gets the heads stacked (standardisation folded into the weights): the same mean
+    probability within float rounding, from two matrix products whatever the number of heads."""
+    x, kinds = blobs(100)
+    heads = fit_heads(x, kinds, n=3)
+    features = torch.from_numpy(blobs(50, seed=1)[0])
+    with torch.no_grad():
+        torch.testing.assert_close(heads.stacked(features), heads(features), atol=1e-6, rtol=0)
+    path = tmp_path / "heads.onnx"
+    torch.onnx.export(heads, (features,), str(path), input_names=["f"], dynamo=False)
+    got = ort.InferenceSession(str(path)).run(None, {"f": features.numpy()})[0]
+    np.testing.assert_allclose(got, heads(features).detach().numpy(), atol=1e-6, rtol=0)
+    assert [n.op_type for n in onnx.load(str(path)).graph.node].count("Gemm") == 2
 
 
 def test_music_and_each_not_music_kind_weigh_alike() -> None:

@@ -10,7 +10,15 @@ import torch
 
 from model.features import N_FEATURES
 from training.export import export_onnx, parity
-from training.network import N_COARSE_BANDS, BandCoVariation, ExportWrapper, FrameEncoder, GenreNet, NetworkConfig
+from training.network import (
+    N_COARSE_BANDS,
+    BandConvEncoder,
+    BandCoVariation,
+    ExportWrapper,
+    FrameEncoder,
+    GenreNet,
+    NetworkConfig,
+)
 
 ENCODERS = get_args(FrameEncoder)
 
@@ -110,6 +118,26 @@ def test_exported_co_variation_computes_the_same_projection_without_gathering_pa
     ]
     n_pairs = N_COARSE_BANDS * (N_COARSE_BANDS + 1) // 2
     assert not [c for c in constants if c.dtype == np.int64 and c.size == n_pairs]  # no pair indices
+
+
+def test_exported_frame_encoder_convolves_one_image_to_the_same_numbers(tmp_path: Path) -> None:
+    """Training keeps the per-frame convolutions bit for bit; the ONNX file convolves the window as
+    one image (two-dimensional kernels one frame wide), to the same numbers within float rounding."""
+    torch.manual_seed(0)
+    net = GenreNet(NetworkConfig(encoder="conv")).eval()
+    encoder = net.frame_encoder[0]
+    assert isinstance(encoder, BandConvEncoder)
+    x = torch.randn(2, 50, N_FEATURES)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.as_image(x), encoder(x), atol=1e-5, rtol=0)
+    path = tmp_path / "net.onnx"
+    export_onnx(ExportWrapper(net), path)
+    assert parity(ExportWrapper(net), path) < 1e-5
+    graph = onnx.load(str(path)).graph
+    weights = {t.name: t for t in graph.initializer}
+    encoder_convs = [n for n in graph.node if n.op_type == "Conv" and "frame_encoder" in n.name]
+    assert len(encoder_convs) == 2
+    assert all(len(weights[n.input[1]].dims) == 4 for n in encoder_convs)
 
 
 def test_co_variation_ignores_band_levels() -> None:
