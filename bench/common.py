@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # The speed reference: model 1.2.0 (four networks, git a42b2a1) with its card in today's format,
 # kept as a file so that a shallow clone can time against it (make export, bench.pipeline).
 REFERENCE_MODEL = Path(__file__).parent / "reference" / "genre_birnn_1.2.0.onnx"
+# Model 3.0's speed bar is half of 2.1.3's inference (one network and the summary head, before
+# the music detector; git 560ff92), timed in the same bench.pipeline run.
+SPEED_BAR_MODEL = Path(__file__).parent / "reference" / "genre_birnn_2.1.3.onnx"
 
 
 def wav_clip(seconds: float, seed: int = 0, rate: int = 44100, channels: int = 2) -> bytes:

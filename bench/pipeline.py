@@ -8,7 +8,8 @@ reported as ratios:
   (44.1 kHz stereo) clip, which adds downmixing and resampling;
 - the CD-format clip end to end: decode, resample, front end and inference;
 - inference per 30 s window (batch 1, one thread) against model 1.2.0's ONNX file
-  (`bench.common.REFERENCE_MODEL`): four networks then;
+  (`bench.common.REFERENCE_MODEL`: four networks then) and 2.1.3's (`SPEED_BAR_MODEL`: model
+  3.0's bar is half of its time);
 - the pipeline (decode + resample + front end + ONNX Runtime) against the same network in eager
   PyTorch, and against a librosa front end (librosa.load + librosa.stft);
 - audio seconds per CPU second with batched inference;
@@ -31,7 +32,7 @@ import onnxruntime as ort
 import torch
 from threadpoolctl import threadpool_limits
 
-from bench.common import REFERENCE_MODEL, timed, wav_clip, write
+from bench.common import REFERENCE_MODEL, SPEED_BAR_MODEL, timed, wav_clip, write
 from model.audio import decode
 from model.card import card_path, load_card
 from model.features import (
@@ -62,6 +63,13 @@ def shipped_architecture() -> ExportWrapper:
     return ExportWrapper(*(GenreNet(NetworkConfig(**m.network)) for m in card.members)).eval()  # type: ignore[arg-type]
 
 
+def reference_inference(path: Path, waveform: np.ndarray, repeat: int) -> tuple[float, float]:
+    """Another model file's inference on the same clip, batch 1, one thread: (wall, CPU) seconds."""
+    model = GenreModel(path, providers="cpu", intra_op_threads=1, inter_op_threads=1)
+    x = model_input(power_db_bands(waveform, model.front_end), model.front_end)[None]
+    return timed(lambda: model.predict(x), repeat)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=16)
@@ -86,9 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     total_cpu = sum(cpu for _, cpu in stages.values())
     stages["decode_and_resample_cd_format"] = timed(lambda: decode(cd_clip), args.repeat)
     cd_end_to_end = timed(lambda: pipeline.classify(model, cd_clip), args.repeat)
-    model_1_2_0 = GenreModel(REFERENCE_MODEL, providers="cpu", intra_op_threads=1, inter_op_threads=1)
-    x_1_2_0 = model_input(power_db_bands(waveform, model_1_2_0.front_end), model_1_2_0.front_end)[None]
-    inference_1_2_0 = timed(lambda: model_1_2_0.predict(x_1_2_0), args.repeat)
+    inference_1_2_0, inference_2_1_3 = (
+        reference_inference(path, waveform, args.repeat) for path in (REFERENCE_MODEL, SPEED_BAR_MODEL)
+    )
 
     torch_model = shipped_architecture()
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         "cd_format_end_to_end_cpu_ms": round(1000 * cd_end_to_end[1], 3),
         "inference_cpu_ms_1_2_0": round(1000 * inference_1_2_0[1], 3),
         "inference_1_2_0_over_now": round(inference_1_2_0[1] / stages["inference"][1], 2),
+        "inference_cpu_ms_2_1_3": round(1000 * inference_2_1_3[1], 3),
+        "now_over_inference_2_1_3": round(stages["inference"][1] / inference_2_1_3[1], 2),
         "torch_over_onnx": round(torch_time[0] / onnx_time[0], 2),
         "front_end_ms": {"ours": round(1000 * ours_front[0], 3), "librosa": round(1000 * librosa_front[0], 3)},
         "librosa_over_ours": round(librosa_front[0] / ours_front[0], 2),
@@ -151,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         f"| 44.1 kHz stereo 30 s end to end (decode, resample, front end, inference), CPU ms | "
         f"{result['cd_format_end_to_end_cpu_ms']} |",
         f"| inference per 30 s window, batch 1: 1.2.0's CPU time / now | {result['inference_1_2_0_over_now']}x |",
+        f"| inference per 30 s window, batch 1: now / 2.1.3's CPU time (model 3.0's bar: 0.5) | "
+        f"{result['now_over_inference_2_1_3']} |",
         f"| eager PyTorch / ONNX Runtime inference time | {result['torch_over_onnx']}x |",
         f"| librosa load+STFT / our decode+resample+front end | {result['librosa_over_ours']}x |",
         f"| batched (32) / batch-1 inference throughput | {result['batch32_over_batch1']}x |",
