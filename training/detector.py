@@ -312,26 +312,39 @@ class MusicHeads(nn.Module):
         self.dim = heads[0].mean.shape[0]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if torch.onnx.is_in_onnx_export():
-            return self.stacked(features)
         return torch.stack([head(features) for head in self.heads]).mean(0)
 
-    def stacked(self, features: torch.Tensor) -> torch.Tensor:
-        """forward(features) to float rounding, as one wide layer (each head's standardisation
-        folded into its weights) and one block-diagonal layer: two matrix products in ONNX
-        Runtime instead of a few small operators per head."""
-        heads = [cast(MusicHead, head) for head in self.heads]
-        firsts = [cast(nn.Linear, head.layers[0]) for head in heads]
-        lasts = [cast(nn.Linear, head.layers[3]) for head in heads]
-        pairs = list(zip(firsts, heads, strict=True))
-        weight = torch.cat([first.weight / head.scale for first, head in pairs])
-        bias = torch.cat([first.bias - first.weight @ (head.mean / head.scale) for first, head in pairs])
-        hidden = heads[0].layers[1](nn.functional.linear(features, weight, bias))
-        # Block-diagonal: head i's output reads only its own hidden units.
-        mask = torch.eye(len(lasts)).repeat_interleave(lasts[0].weight.shape[1], dim=1)
-        last = mask * torch.cat([layer.weight for layer in lasts], dim=1)
-        logits = nn.functional.linear(hidden, last, torch.cat([layer.bias for layer in lasts]))
-        return torch.sigmoid(logits).mean(1)
+
+class StackedHeads(nn.Module):
+    """MusicHeads' forward to float rounding, as the file holds it: one wide layer (each head's
+    standardisation folded into its weights) and one block-diagonal layer, two matrix products in
+    ONNX Runtime instead of a few small operators per head. The weights are computed here, once, so
+    that the export stores them alone, not the heads' own beside them."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    last_weight: torch.Tensor
+    last_bias: torch.Tensor
+
+    def __init__(self, heads: MusicHeads) -> None:
+        super().__init__()
+        members = [cast(MusicHead, head) for head in heads.heads]
+        firsts = [cast(nn.Linear, head.layers[0]) for head in members]
+        lasts = [cast(nn.Linear, head.layers[3]) for head in members]
+        with torch.no_grad():
+            folded = [first.weight / head.scale for first, head in zip(firsts, members, strict=True)]
+            bias = [first.bias - w @ head.mean for first, w, head in zip(firsts, folded, members, strict=True)]
+            # Block-diagonal: head i's output reads only its own hidden units.
+            mask = torch.eye(len(lasts)).repeat_interleave(lasts[0].weight.shape[1], dim=1)
+            self.register_buffer("weight", torch.cat(folded))
+            self.register_buffer("bias", torch.cat(bias))
+            self.register_buffer("last_weight", mask * torch.cat([layer.weight for layer in lasts], dim=1))
+            self.register_buffer("last_bias", torch.cat([layer.bias for layer in lasts]))
+        self.activation = members[0].layers[1]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.activation(nn.functional.linear(features, self.weight, self.bias))
+        return torch.sigmoid(nn.functional.linear(hidden, self.last_weight, self.last_bias)).mean(1)
 
 
 def fit_heads(x: np.ndarray, kinds: np.ndarray, seed: int = 0, n: int = HEADS) -> MusicHeads:
@@ -485,7 +498,7 @@ def attach(genre_path: Path, head: MusicHeads, out: Path, detector_card: MusicDe
         raise SystemExit(f"{genre_path} has a music detector already; give the genre model alone")
     buffer = io.BytesIO()
     torch.onnx.export(
-        head.eval(),
+        StackedHeads(head),
         (torch.zeros(2, head.dim),),
         buffer,  # type: ignore[arg-type]  # torch takes a file object too
         input_names=[FEATURES],
@@ -501,6 +514,11 @@ def attach(genre_path: Path, head: MusicHeads, out: Path, detector_card: MusicDe
     merged = onnx.compose.merge_models(
         genre, head_model, io_map=[(FEATURES, FEATURES)], outputs=[*OUTPUT_NAMES, MUSIC_OUTPUT]
     )
+    # merge_models lists both graphs' opset imports, the same one twice: tools that look for one
+    # import per domain (onnxruntime.quantization's) refuse such a file.
+    unique = {(o.domain, o.version): o for o in merged.opset_import}
+    del merged.opset_import[:]
+    merged.opset_import.extend(unique.values())
     onnx.checker.check_model(merged)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(merged, str(out))

@@ -18,6 +18,8 @@ from model.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, MUSIC_OUTPUT, OUTPUT_N
 from training.corpus import SOURCES
 from training.detector import (
     FEATURES,
+    HIDDEN,
+    StackedHeads,
     Windows,
     attach,
     balanced_weights,
@@ -68,14 +70,20 @@ def test_the_exported_heads_are_one_wide_layer_to_the_same_probability(tmp_path:
     probability within float rounding, from two matrix products whatever the number of heads."""
     x, kinds = blobs(100)
     heads = fit_heads(x, kinds, n=3)
+    stacked = StackedHeads(heads)
     features = torch.from_numpy(blobs(50, seed=1)[0])
     with torch.no_grad():
-        torch.testing.assert_close(heads.stacked(features), heads(features), atol=1e-6, rtol=0)
+        torch.testing.assert_close(stacked(features), heads(features), atol=1e-6, rtol=0)
     path = tmp_path / "heads.onnx"
-    torch.onnx.export(heads, (features,), str(path), input_names=["f"], dynamo=False)
+    torch.onnx.export(stacked, (features,), str(path), input_names=["f"], dynamo=False)
     got = ort.InferenceSession(str(path)).run(None, {"f": features.numpy()})[0]
     np.testing.assert_allclose(got, heads(features).detach().numpy(), atol=1e-6, rtol=0)
-    assert [n.op_type for n in onnx.load(str(path)).graph.node].count("Gemm") == 2
+    exported = onnx.load(str(path))
+    assert [n.op_type for n in exported.graph.node].count("Gemm") == 2
+    # Only the stacked weights are stored, not each head's own beside them.
+    stored = sum(int(np.prod(t.dims)) for t in exported.graph.initializer)
+    hidden = 3 * HIDDEN
+    assert stored == hidden * (x.shape[1] + 1) + 3 * hidden + 3
 
 
 def test_music_and_each_not_music_kind_weigh_alike() -> None:
@@ -182,6 +190,8 @@ def test_attaching_adds_the_music_output_and_leaves_the_genres_bit_for_bit(tmp_p
     with pytest.raises(SystemExit, match="has a music detector already"):
         attach(out, head, tmp_path / "twice.onnx", card, "9.9.10")
     assert [o.name for o in ort.InferenceSession(str(out)).get_outputs()] == [*OUTPUT_NAMES, MUSIC_OUTPUT]
+    domains = [o.domain for o in onnx.load(str(out)).opset_import]
+    assert len(domains) == len(set(domains))  # one import per domain, as quantization tools expect
 
 
 def test_a_shipped_models_genre_part_takes_a_new_detector(tmp_path: Path) -> None:
