@@ -70,6 +70,12 @@ class TrainConfig:
     cv_folds: int = 5
     all_clips: bool = False  # GTZAN layout: learn from train + valid and all audio clips, keep the last epoch
     init: Path | None = None  # start from a distilled network (training.distill), all but its classifier
+    # Learn a trained genre network's outputs too (knowledge distillation, e.g. into a smaller
+    # network): its checkpoint, of the same fold (or all clips) as this run, so it never saw what
+    # this run is scored on. The loss is (1 - weight) * the labels' + weight * T^2 * KL at T.
+    soft_targets_from: Path | None = None
+    soft_target_weight: float = 0.5
+    soft_target_temperature: float = 2.0
     seed: int = 0
     epochs: int = 80
     patience: int = 30
@@ -167,9 +173,11 @@ def batch_loss(
     loss_fn: nn.Module,
     cfg: TrainConfig,
     rng: np.random.Generator,
+    soft_teacher: GenreNet | None = None,
 ) -> torch.Tensor:
     """The loss of a batch: cross-entropy with its labels, of random pairs mixed up when mixup > 0
-    (Beta(mixup, mixup) weights)."""
+    (Beta(mixup, mixup) weights); with a soft teacher, blended with matching its outputs on the
+    same (mixed) inputs."""
     if cfg.mixup <= 0:
         inputs = torch.from_numpy(x)
         logits, _ = net(inputs)
@@ -179,7 +187,35 @@ def batch_loss(
         inputs = torch.from_numpy(lam * x + (1 - lam) * x[perm])
         logits, _ = net(inputs)
         loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
-    return loss
+    if soft_teacher is None:
+        return loss
+    with torch.no_grad():
+        teacher_logits, _ = soft_teacher(inputs)
+    t, w = cfg.soft_target_temperature, cfg.soft_target_weight
+    matching = nn.functional.kl_div(
+        torch.log_softmax(logits / t, dim=1),
+        torch.log_softmax(teacher_logits / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return (1 - w) * loss + w * t**2 * matching
+
+
+def load_soft_teacher(cfg: TrainConfig, labels: list[str]) -> GenreNet | None:
+    """The network whose outputs this run learns too (cfg.soft_targets_from), checked to have this
+    run's labels and to have learnt from no clip this run is scored on."""
+    if cfg.soft_targets_from is None:
+        return None
+    meta, teacher = Checkpoint.load(cfg.soft_targets_from)
+    if meta.labels != labels:
+        raise DataError(f"{cfg.soft_targets_from} has other labels: {meta.labels}, not {labels}")
+    held_out = {key: meta.config.get(key) for key in ("data", "cv_fold", "cv_folds", "all_clips")}
+    if held_out != {key: cfg.to_dict()[key] for key in held_out}:
+        raise DataError(
+            f"{cfg.soft_targets_from} learnt from other clips than this run ({held_out}): it may have seen"
+            " the ones this run is scored on"
+        )
+    return teacher.eval()
 
 
 def train(cfg: TrainConfig) -> RunReport:
@@ -200,6 +236,7 @@ def train(cfg: TrainConfig) -> RunReport:
     net = GenreNet(network)
     if cfg.init is not None:
         load_starting_weights(net, cfg.init)
+    soft_teacher = load_soft_teacher(cfg, data.labels)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     # OneCycle needs a few steps in each phase: a tiny folder's run stops partway through a longer one.
@@ -245,7 +282,7 @@ def train(cfg: TrainConfig) -> RunReport:
         order = rng.permutation(len(train_set))
         for i in range(0, len(order), cfg.batch_size):
             x, y = get_batch(train_set, order[i : i + cfg.batch_size], cfg, rng)
-            loss = batch_loss(net, x, y, loss_fn, cfg, rng)
+            loss = batch_loss(net, x, y, loss_fn, cfg, rng, soft_teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
