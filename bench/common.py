@@ -46,6 +46,22 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
+def timed_in_turns(fns: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, float]:
+    """CPU seconds of this process per call of each fn, for ratios between them: `rounds` turns of
+    `calls` calls each, the fns taking turns so that the machine's drift touches all of them alike;
+    each one's median turn, after a warm-up call."""
+    for fn in fns.values():
+        fn()
+    turns: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            cpu = time.process_time()
+            for _ in range(calls):
+                fn()
+            turns[name].append((time.process_time() - cpu) / calls)
+    return {name: float(np.median(t)) for name, t in turns.items()}
+
+
 def chosen(options: dict[str, T], prefix: str | None) -> dict[str, T]:
     """The options whose name starts with prefix (all of them without one)."""
     return {name: value for name, value in options.items() if prefix is None or name.startswith(prefix)}

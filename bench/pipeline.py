@@ -9,7 +9,7 @@ reported as ratios:
 - the CD-format clip end to end: decode, resample, front end and inference;
 - inference per 30 s window (batch 1, one thread) against model 1.2.0's ONNX file
   (`bench.common.REFERENCE_MODEL`: four networks then) and 2.1.3's (`SPEED_BAR_MODEL`: model
-  3.0's bar is half of its time);
+  3.0's bar is half of its time), the three timed in turns (--rounds of 20 calls each);
 - the pipeline (decode + resample + front end + ONNX Runtime) against the same network in eager
   PyTorch, and against a librosa front end (librosa.load + librosa.stft);
 - audio seconds per CPU second with batched inference;
@@ -24,6 +24,7 @@ import argparse
 import functools
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import librosa
@@ -32,7 +33,7 @@ import onnxruntime as ort
 import torch
 from threadpoolctl import threadpool_limits
 
-from bench.common import REFERENCE_MODEL, SPEED_BAR_MODEL, timed, wav_clip, write
+from bench.common import REFERENCE_MODEL, SPEED_BAR_MODEL, timed, timed_in_turns, wav_clip, write
 from model.audio import decode
 from model.card import card_path, load_card
 from model.features import (
@@ -63,17 +64,18 @@ def shipped_architecture() -> ExportWrapper:
     return ExportWrapper(*(GenreNet(NetworkConfig(**m.network)) for m in card.members)).eval()  # type: ignore[arg-type]
 
 
-def reference_inference(path: Path, waveform: np.ndarray, repeat: int) -> tuple[float, float]:
-    """Another model file's inference on the same clip, batch 1, one thread: (wall, CPU) seconds."""
+def reference_inference(path: Path, waveform: np.ndarray) -> Callable[[], object]:
+    """Another model file's inference on the same clip, batch 1, one thread."""
     model = GenreModel(path, providers="cpu", intra_op_threads=1, inter_op_threads=1)
     x = model_input(power_db_bands(waveform, model.front_end), model.front_end)[None]
-    return timed(lambda: model.predict(x), repeat)
+    return lambda: model.predict(x)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15, help="turns of the inference timings against older files")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     # One thread for numpy's BLAS too: its idle threads spin, and process time counts them.
@@ -86,17 +88,23 @@ def main(argv: list[str] | None = None) -> None:
     x = model_input(power_db_bands(waveform))[None]
     cd_clip = wav_clip(30.0, rate=44100, channels=2)
 
-    stages = {
-        "decode": timed(lambda: decode(clip), args.repeat),
-        "front_end": timed(lambda: model_input(power_db_bands(waveform)), args.repeat),
-        "inference": timed(lambda: model.predict(x), args.repeat),
-    }
-    total_cpu = sum(cpu for _, cpu in stages.values())
-    stages["decode_and_resample_cd_format"] = timed(lambda: decode(cd_clip), args.repeat)
-    cd_end_to_end = timed(lambda: pipeline.classify(model, cd_clip), args.repeat)
-    inference_1_2_0, inference_2_1_3 = (
-        reference_inference(path, waveform, args.repeat) for path in (REFERENCE_MODEL, SPEED_BAR_MODEL)
+    inference = timed_in_turns(
+        {
+            "now": lambda: model.predict(x),
+            "1.2.0": reference_inference(REFERENCE_MODEL, waveform),
+            "2.1.3": reference_inference(SPEED_BAR_MODEL, waveform),
+        },
+        args.rounds,
+        calls=20,
     )
+    stages = {  # CPU seconds
+        "decode": timed(lambda: decode(clip), args.repeat)[1],
+        "front_end": timed(lambda: model_input(power_db_bands(waveform)), args.repeat)[1],
+        "inference": inference["now"],
+    }
+    total_cpu = sum(stages.values())
+    stages["decode_and_resample_cd_format"] = timed(lambda: decode(cd_clip), args.repeat)[1]
+    cd_end_to_end = timed(lambda: pipeline.classify(model, cd_clip), args.repeat)
 
     torch_model = shipped_architecture()
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         wall, cpu = timed(functools.partial(analyse, data), 1)
         lengths[seconds] = {"wall_s": wall, "cpu_s": cpu, "audio_s_per_cpu_s": seconds / cpu}
 
-    stages_cpu_ms = {k: round(1000 * cpu, 3) for k, (_, cpu) in stages.items()}
+    stages_cpu_ms = {k: round(1000 * cpu, 3) for k, cpu in stages.items()}
     by_length = {str(k): {kk: round(vv, 4) for kk, vv in v.items()} for k, v in lengths.items()}
     result = {
         "clip": "30 s, 22.05 kHz mono 16-bit WAV; one thread for ONNX Runtime and torch",
@@ -141,10 +149,10 @@ def main(argv: list[str] | None = None) -> None:
         "audio_s_per_cpu_s_batched": round(30.0 * args.clips / batched[1], 1),
         "inference_ms": {"onnxruntime": round(1000 * onnx_time[0], 3), "torch_eager": round(1000 * torch_time[0], 3)},
         "cd_format_end_to_end_cpu_ms": round(1000 * cd_end_to_end[1], 3),
-        "inference_cpu_ms_1_2_0": round(1000 * inference_1_2_0[1], 3),
-        "inference_1_2_0_over_now": round(inference_1_2_0[1] / stages["inference"][1], 2),
-        "inference_cpu_ms_2_1_3": round(1000 * inference_2_1_3[1], 3),
-        "now_over_inference_2_1_3": round(stages["inference"][1] / inference_2_1_3[1], 2),
+        "inference_cpu_ms_1_2_0": round(1000 * inference["1.2.0"], 3),
+        "inference_1_2_0_over_now": round(inference["1.2.0"] / inference["now"], 2),
+        "inference_cpu_ms_2_1_3": round(1000 * inference["2.1.3"], 3),
+        "now_over_inference_2_1_3": round(inference["now"] / inference["2.1.3"], 2),
         "torch_over_onnx": round(torch_time[0] / onnx_time[0], 2),
         "front_end_ms": {"ours": round(1000 * ours_front[0], 3), "librosa": round(1000 * librosa_front[0], 3)},
         "librosa_over_ours": round(librosa_front[0] / ours_front[0], 2),
