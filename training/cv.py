@@ -147,13 +147,22 @@ class OutOfFold:
         return np.concatenate([self.logits, [audio_logits[c] for c in audio_ids]])
 
 
+def fold_recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """What a fold's run (its config) must share with the other folds' runs: all of it but the fold,
+    the seed and its soft teacher (--soft-targets-from), which is that fold's own network: only
+    whether it has one is the recipe's."""
+    per_fold = ("cv_fold", "seed", "soft_targets_from")
+    shared = {k: v for k, v in config.items() if k not in per_fold}
+    return shared | {"taught": config.get("soft_targets_from") is not None}
+
+
 def out_of_fold(data: Path, runs: list[Path]) -> OutOfFold:
     reports = [RunReport.model_validate_json((run / "report.json").read_text()) for run in runs]
     folds = {r.config["cv_fold"] for r in reports}
     n_folds = reports[0].config["cv_folds"]
     if folds != set(range(n_folds)) or len(reports) != n_folds:
         raise SystemExit(f"need one run per fold 0..{n_folds - 1}, got folds {sorted(folds)}")
-    recipe = [{k: v for k, v in r.portable_config().items() if k not in ("cv_fold", "seed")} for r in reports]
+    recipe = [fold_recipe(r.portable_config()) for r in reports]
     if any(c != recipe[0] for c in recipe) or any(r.labels != reports[0].labels for r in reports):
         raise SystemExit("the folds' runs differ in more than their fold and seed")
     labels = reports[0].labels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -18,7 +19,7 @@ from tests.helpers import SMALL_CV_FOLDS
 from training.artifacts import Checkpoint, CvReport
 from training.calibration import expected_calibration_error, fit_temperature, nll
 from training.clip_summary import SummaryHead, fit_logistic, fit_summary_head, summary_views
-from training.cv import bootstrap_interval, cross_validate, out_of_fold
+from training.cv import bootstrap_interval, cross_validate, fold_recipe, out_of_fold
 from training.data import load_arrays, load_audio_clips, read_labels
 from training.degrade import DEGRADATIONS
 from training.export import main as export_main
@@ -112,6 +113,17 @@ def test_cv_refuses_runs_that_do_not_make_up_the_folds(small_cv: tuple[Path, lis
     data, runs, _ = small_cv
     with pytest.raises(SystemExit, match="one run per fold"):
         cross_validate(data, runs[:2])
+
+
+def test_each_fold_may_have_its_own_soft_teacher_but_not_some_folds_none() -> None:
+    def report(fold: int, teacher: str | None) -> dict[str, Any]:
+        config = TrainConfig(cv_fold=fold, seed=fold, soft_targets_from=None if teacher is None else Path(teacher))
+        return config.to_dict()
+
+    taught = [fold_recipe(report(k, f"runs/teachers/fold{k}/checkpoint.pt")) for k in range(3)]
+    assert taught[0] == taught[1] == taught[2]
+    assert fold_recipe(report(0, None)) != taught[0]
+    assert fold_recipe(report(0, None)) == fold_recipe(report(1, None))
 
 
 def test_export_with_cv_ships_calibrated_probabilities(
