@@ -210,7 +210,8 @@ def load_soft_teacher(cfg: TrainConfig, labels: list[str]) -> GenreNet | None:
     if meta.labels != labels:
         raise DataError(f"{cfg.soft_targets_from} has other labels: {meta.labels}, not {labels}")
     held_out = {key: meta.config.get(key) for key in ("data", "cv_fold", "cv_folds", "all_clips")}
-    if held_out != {key: cfg.to_dict()[key] for key in held_out}:
+    run = cfg.to_dict()
+    if held_out != {key: run[key] for key in held_out}:
         raise DataError(
             f"{cfg.soft_targets_from} learnt from other clips than this run ({held_out}): it may have seen"
             " the ones this run is scored on"
