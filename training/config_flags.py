@@ -18,8 +18,8 @@ Config = TypeVar("Config")
 
 def parse_config(config_type: type[Config], argv: list[str] | None, description: str | None) -> Config:
     """config_type built from argv: `--name VALUE` per field (`--no-name` for booleans, a field
-    typed Path as a path), `--nested.name VALUE` for a nested dataclass's. A ValueError of the
-    config's own checks is a usage error."""
+    typed Path as a path, `--name VALUE [VALUE ...]` for a tuple), `--nested.name VALUE` for a
+    nested dataclass's. A ValueError of the config's own checks is a usage error."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = config_type()
     nested_names = []
@@ -33,12 +33,15 @@ def parse_config(config_type: type[Config], argv: list[str] | None, description:
                 add(f"{prefix}{f.name}.", value)
             elif isinstance(value, bool):
                 parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction, default=value)
+            elif isinstance(value, tuple):  # of paths or of strings
+                kind = Path if "Path" in str(f.type) else str
+                parser.add_argument(flag, dest=prefix + f.name, type=kind, nargs="+", default=value)
             else:
                 kind = Path if "Path" in str(f.type) else type(value)
                 parser.add_argument(flag, dest=prefix + f.name, type=kind, default=value)
 
     add("", defaults)
-    args = vars(parser.parse_args(argv))
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(parser.parse_args(argv)).items()}
     try:
         nested: dict[str, Any] = {
             name: type(getattr(defaults, name))(

@@ -1,6 +1,6 @@
 """Distil the teacher into the patent's network: the first stage of model 3.0's recipe.
 
-    python -m training.distill --teacher runs/teacher/MSD_musicnn.onnx --corpus runs/corpus --out runs/distill
+    python -m training.distill --teachers runs/teacher/MSD_musicnn.onnx --corpus runs/corpus --out runs/distill
     python -m training.train ... --init runs/distill/checkpoint.pt      (the second stage: the genres)
 
 The student is training.network's GenreNet, the network that ships, on our own front end. From
@@ -10,6 +10,8 @@ soundtracks stay out), it learns to predict, from its fused vector, what the tea
 (standardised) and its tag probabilities, averaged over the teacher's 3 s patches in the crop. The
 student reads crops of the track's dB grid through the genre training's augmentation, while the
 teacher heard the clean audio, so the student learns to hear through the degradations too.
+Several teachers (musicnn's MSD and MTT taggers) are learnt as one: their embeddings and tags side
+by side, each embedding dimension standardised, so each teacher weighs as its share of dimensions.
 
 No GTZAN audio is distilled here: the cross-validation's folds all start from these weights, so
 none of them may have seen a held-out clip, even unlabelled. Labels are never read.
@@ -32,15 +34,20 @@ from model.features import CLIP_FRAMES, DEFAULT_SETTINGS, FRAME_HOP_SECONDS, pow
 from training.artifacts import Checkpoint
 from training.augment import AugmentConfig, augment
 from training.config_flags import config_to_json, parse_config
-from training.corpus import SOURCES, files, read
+from training.corpus import SOURCES, Source, files, read
 from training.network import GenreNet, NetworkConfig
-from training.teacher import Targets, Teacher
+from training.teacher import Targets, Teacher, cached_targets
+
+TRAINING_SOUNDTRACKS = tuple(s for s in SOURCES if s.kind == "music" and not s.held_out)
 
 
 @dataclass
 class DistillConfig:
-    teacher: Path = Path("runs/teacher/MSD_musicnn.onnx")
+    teachers: tuple[Path, ...] = (Path("runs/teacher/MSD_musicnn.onnx"),)
     corpus: Path = Path("runs/corpus")
+    # Names of the corpus's training soundtrack sources to distil; none: all of them. A recipe names
+    # its sources, so that its run stays what it was when the corpus gains soundtracks.
+    sources: tuple[str, ...] = ()
     cache: Path = Path("runs/teacher/targets")
     out: Path = Path("runs/distill")
     seed: int = 0
@@ -53,6 +60,13 @@ class DistillConfig:
     threads: int = 1
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if not self.teachers or len(set(self.teachers)) != len(self.teachers):
+            raise ValueError("give one or more teachers, each once")
+        known = [s.name for s in TRAINING_SOUNDTRACKS]
+        if unknown := sorted(set(self.sources) - set(known)):
+            raise ValueError(f"unknown soundtrack sources {unknown}; the corpus trains on {known}")
 
 
 @dataclass(frozen=True)
@@ -72,19 +86,25 @@ class TargetScale:
     std: np.ndarray
 
 
+def sources(cfg: DistillConfig) -> list[Source]:
+    """The training soundtrack sources the run distils, in the corpus's order."""
+    return [s for s in TRAINING_SOUNDTRACKS if not cfg.sources or s.name in cfg.sources]
+
+
 def soundtracks(cfg: DistillConfig) -> list[Path]:
-    """The music files of the corpus's training sources, the sources interleaved (so that a
-    max_files sample spreads over all of them)."""
-    per_source = [files(s, cfg.corpus) for s in SOURCES if s.kind == "music" and not s.held_out]
+    """The music files of the run's sources, the sources interleaved (so that a max_files sample
+    spreads over all of them)."""
+    per_source = [files(s, cfg.corpus) for s in sources(cfg)]
     interleaved = [p for row in itertools.zip_longest(*per_source) for p in row if p is not None]
     return interleaved[: cfg.max_files] if cfg.max_files else interleaved
 
 
-def read_chunks(cfg: DistillConfig, teacher: Teacher, paths: list[Path]) -> list[Chunk]:
-    """Every soundtrack's grid, cut into 30 s chunks (a last one shorter than a crop is dropped)."""
+def read_chunks(cfg: DistillConfig, teachers: list[Teacher], paths: list[Path]) -> list[Chunk]:
+    """Every soundtrack's grid, cut into 30 s chunks (a last one shorter than a crop is dropped),
+    with the teachers' targets joined."""
     out: list[Chunk] = []
     for path in tqdm(paths, desc="soundtracks"):
-        targets = teacher.cached(path, cfg.cache)
+        targets = Targets.joined(cached_targets(path, teachers, cfg.cache))
         grid = power_db_bands(read(path))
         for start in range(0, len(grid) - cfg.augment.min_crop_frames + 1, CLIP_FRAMES):
             out.append(Chunk(grid[start : start + CLIP_FRAMES], start * FRAME_HOP_SECONDS, targets))
@@ -101,7 +121,7 @@ def get_batch(
     chunks: list[Chunk], idx: np.ndarray, cfg: DistillConfig, scale: TargetScale, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Augmented crops of one random length, (batch, frames, features); the teacher's standardised
-    embedding and tag probabilities over each crop's span, (batch, 200) and (batch, 50)."""
+    embedding and tag probabilities over each crop's span, (batch, 200) and (batch, 50) per teacher."""
     length = int(rng.integers(cfg.augment.min_crop_frames, cfg.augment.max_crop_frames + 1))
     length = min(length, *(len(chunks[j].grid) for j in idx))  # a track's last chunk may be shorter
     inputs, embeddings, tags = [], [], []
@@ -137,9 +157,9 @@ def distill(cfg: DistillConfig) -> Path:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    teacher = Teacher(cfg.teacher)
+    teachers = [Teacher(path) for path in cfg.teachers]
     paths = soundtracks(cfg)
-    chunks = read_chunks(cfg, teacher, paths)
+    chunks = read_chunks(cfg, teachers, paths)
     scale = target_scale(chunks)
     first = chunks[0].targets
     print(f"{len(chunks)} chunks of up to 30 s from {len(paths)} soundtrack files")

@@ -81,8 +81,8 @@ def patches(features: np.ndarray) -> np.ndarray:
 class Targets:
     """The teacher on one audio file: a row per 3 s patch (patch i starts at i * PATCH_SECONDS)."""
 
-    embedding: np.ndarray  # (patches, 200): the penultimate layer
-    tag_logits: np.ndarray  # (patches, 50)
+    embedding: np.ndarray  # (patches, 200): the penultimate layer (200 per teacher when joined)
+    tag_logits: np.ndarray  # (patches, 50) (50 per teacher when joined)
 
     def between(self, start_s: float, end_s: float) -> Targets:
         """The patches that start within [start_s, end_s); at least the one nearest start_s."""
@@ -90,9 +90,18 @@ class Targets:
         last = max(first + 1, min(len(self.embedding), int(np.ceil(end_s / PATCH_SECONDS))))
         return Targets(self.embedding[first:last], self.tag_logits[first:last])
 
+    @staticmethod
+    def joined(parts: list[Targets]) -> Targets:
+        """Several teachers on the same file as one: their embeddings and tags side by side."""
+        if len({len(p.embedding) for p in parts}) != 1:
+            raise ValueError(f"the teachers cut the file into different patches: {[len(p.embedding) for p in parts]}")
+        return Targets(
+            np.concatenate([p.embedding for p in parts], axis=1), np.concatenate([p.tag_logits for p in parts], axis=1)
+        )
+
     @property
     def tag_probabilities(self) -> np.ndarray:
-        """(patches, 50): the tags' sigmoid."""
+        """(patches, tags): the tags' sigmoid."""
         probabilities: np.ndarray = 1 / (1 + np.exp(-self.tag_logits))
         return probabilities
 

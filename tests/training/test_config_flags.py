@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.config_flags import config_to_json, parse_config
+from training.distill import DistillConfig
 from training.train import TrainConfig
 
 
@@ -28,6 +29,13 @@ def test_every_kind_of_field_is_a_flag() -> None:
     assert config.audio_folder == Path("more/audio")
     assert (config.network.hidden, config.network.encoder) == (8, "linear")
     assert config.network.frame_dim == TrainConfig().network.frame_dim  # untouched fields keep their defaults
+
+
+def test_a_tuple_field_takes_one_or_more_values() -> None:
+    config = parse_config(DistillConfig, ["--teachers", "a.onnx", "b.onnx", "--sources", "ufoai-music"], None)
+    assert config.teachers == (Path("a.onnx"), Path("b.onnx"))
+    assert config.sources == ("ufoai-music",)
+    assert parse_config(DistillConfig, [], None).teachers == DistillConfig().teachers
 
 
 def test_no_flags_give_the_defaults() -> None:
