@@ -17,6 +17,7 @@ labels) and writes a report (its figures against two baselines, confusion matrix
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +202,15 @@ def batch_loss(
     return (1 - w) * loss + w * t**2 * matching
 
 
+def clips_learnt(config: dict[str, Any]) -> dict[str, Any]:
+    """What decides the clips a run learnt from: its data folder (however its path was spelt), its
+    fold and fold count, or all clips."""
+    found = {key: config.get(key) for key in ("data", "cv_fold", "cv_folds", "all_clips")}
+    if found["data"] is not None:
+        found["data"] = os.path.realpath(found["data"])
+    return found
+
+
 def load_soft_teacher(cfg: TrainConfig, labels: list[str]) -> GenreNet | None:
     """The network whose outputs this run learns too (cfg.soft_targets_from), checked to have this
     run's labels and to have learnt from no clip this run is scored on."""
@@ -209,9 +219,8 @@ def load_soft_teacher(cfg: TrainConfig, labels: list[str]) -> GenreNet | None:
     meta, teacher = Checkpoint.load(cfg.soft_targets_from)
     if meta.labels != labels:
         raise DataError(f"{cfg.soft_targets_from} has other labels: {meta.labels}, not {labels}")
-    held_out = {key: meta.config.get(key) for key in ("data", "cv_fold", "cv_folds", "all_clips")}
-    run = cfg.to_dict()
-    if held_out != {key: run[key] for key in held_out}:
+    held_out = clips_learnt(meta.config)
+    if held_out != clips_learnt(cfg.to_dict()):
         raise DataError(
             f"{cfg.soft_targets_from} learnt from other clips than this run ({held_out}): it may have seen"
             " the ones this run is scored on"
