@@ -41,7 +41,7 @@ from training.baselines import band_stats
 from training.cv import bootstrap_interval
 from training.data import Split, audio_path, gtzan_labels, load_audio_clips, read_labels
 from training.folds import artist_groups
-from training.network import GenreNet
+from training.network import GenreNet, NetworkConfig
 from training.teacher import GENRE_TAGS, Teacher, cached_targets
 
 
@@ -106,11 +106,14 @@ def ceiling(teachers: list[Teacher], networks: dict[str, Path], data: Path, cach
     if len(teachers) > 1:
         features[" + ".join(t.name for t in teachers)] = np.hstack([features[t.name] for t in teachers])
     features["band statistics"] = band_stats(clips)
+    shapes: dict[NetworkConfig, list[str]] = {}  # one untrained network per shape
     for name, path in networks.items():
         meta, net = Checkpoint.load(path)
-        torch.manual_seed(0)
         features[name] = fused_vectors(net, clips)
-        features[f"untrained network ({name}'s shape)"] = fused_vectors(GenreNet(meta.network), clips)
+        shapes.setdefault(meta.network, []).append(name)
+    for shape, of_shape in shapes.items():
+        torch.manual_seed(0)
+        features[f"untrained network ({' and '.join(of_shape)}'s shape)"] = fused_vectors(GenreNet(shape), clips)
 
     artist = np.unique(groups, return_inverse=True)[1]
     artists_of = {g: {a for a, t in zip(groups, truth, strict=True) if t == g} for g in set(truth.tolist())}
