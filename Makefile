@@ -127,7 +127,8 @@ teacher: $(TEACHERS) $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.teacher $(addprefix --teacher ,$(TEACHERS)) --cache $(TEACHER)/targets \
 		--corpus $(CORPUS) ../shared/data/gtzan/audio
 	$(DEV_VENV)/bin/python -m bench.teacher_ceiling $(addprefix --teacher ,$(TEACHERS)) --cache $(TEACHER)/targets \
-		$(if $(wildcard $(DISTILLED)),--network distilled=$(DISTILLED))
+		$(if $(wildcard $(DISTILLED)),--network distilled=$(DISTILLED)) \
+		$(if $(wildcard $(TWO_TEACHERS_DISTILLED)),--network two-teachers=$(TWO_TEACHERS_DISTILLED))
 
 # Model 3.0's recipe (docs/training.md): the network first learns the MSD teacher's view of the
 # corpus's training soundtracks (training.distill, about 25 min with the teacher's targets), then the
