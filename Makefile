@@ -137,6 +137,7 @@ teacher: $(TEACHERS) $(DEV_VENV)/.installed
 # The soundtracks are named, so that a run stays what its report measured as the corpus grows.
 DISTILL_SOUNDTRACKS := wesnoth-music warzone2100-music ufoai-music hedgewars-music supertux-music \
 	freedroidrpg-music extremetuxracer-music lincity-ng-music xmoto-music
+ALL_SOUNDTRACKS := $(DISTILL_SOUNDTRACKS) hyperrogue-music planetblupi-music asc-music warmux-music
 DISTILL := $(DEV_VENV)/bin/python -m training.distill --corpus $(CORPUS) --cache $(TEACHER)/targets
 DISTILLED := runs/distill/checkpoint.pt
 DISTILLED_CV_RUNS := $(addprefix runs/cv-distilled/fold,$(FOLDS))
@@ -163,8 +164,7 @@ STUDENT_CV_RUNS := $(addprefix runs/cv-student/fold,$(FOLDS))
 STUDENT_CV_REPORT := training/inputs/cv_student.json
 $(STUDENT_DISTILLED): $(TEACHER)/MSD_musicnn.onnx $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.corpus fetch --cache $(CORPUS)
-	$(DISTILL) --teachers $< --sources $(DISTILL_SOUNDTRACKS) hyperrogue-music planetblupi-music asc-music \
-		warmux-music --out $(@D) --threads 2 $(STUDENT_NETWORK) > $(@D).log 2>&1
+	$(DISTILL) --teachers $< --sources $(ALL_SOUNDTRACKS) --out $(@D) --threads 2 $(STUDENT_NETWORK) > $(@D).log 2>&1
 
 $(STUDENT_CV_RUNS): runs/cv-student/fold%: $(STUDENT_DISTILLED)
 	test -f runs/cv-distilled/fold$*/checkpoint.pt || $(MAKE) runs/cv-distilled/fold$*
@@ -193,6 +193,20 @@ cv-two-teachers: $(TWO_TEACHERS_DISTILLED)
 	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(TWO_TEACHERS_CV_RUNS)) \
 		--out $(TWO_TEACHERS_CV_REPORT)
 
+# The MSD teacher's genre tags as soft targets on soundtrack spans (training.tag_targets), beside
+# the labels, from make cv-distilled's start: `make cv-tag-targets` scores it into $(TAG_TARGETS_CV_REPORT).
+TAG_TARGETS_CV_RUNS := $(addprefix runs/cv-tag-targets/fold,$(FOLDS))
+TAG_TARGETS_CV_REPORT := training/inputs/cv_tag_targets.json
+$(TAG_TARGETS_CV_RUNS): runs/cv-tag-targets/fold%: $(DISTILLED)
+	mkdir -p $(@D) && $(TRAIN) --cv-fold $* --init $(DISTILLED) --tag-targets.teacher $(TEACHER)/MSD_musicnn.onnx \
+		--tag-targets.corpus $(CORPUS) --tag-targets.cache $(TEACHER)/targets \
+		--tag-targets.sources $(ALL_SOUNDTRACKS) --out $@ $(LOG)
+
+cv-tag-targets: $(DISTILLED)
+	$(MAKE) -j2 $(TAG_TARGETS_CV_RUNS)
+	$(DEV_VENV)/bin/python -m training.cv --data ../shared/data/gtzan $(addprefix --run ,$(TAG_TARGETS_CV_RUNS)) \
+		--out $(TAG_TARGETS_CV_REPORT)
+
 evaluate: $(DEV_VENV)/.installed
 	$(DEV_VENV)/bin/python -m training.evaluate --data ../shared/data/gtzan
 
@@ -212,4 +226,5 @@ docker-smoke:
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding teacher cv-distilled $(DISTILLED_CV_RUNS) cv-student $(STUDENT_CV_RUNS) cv-two-teachers $(TWO_TEACHERS_CV_RUNS) evaluate bench bench-similarity docker-smoke clean
+.PHONY: serve test lint typecheck pytest browser cv $(CV_RUNS) runs/final train export detector embedding teacher cv-distilled $(DISTILLED_CV_RUNS) cv-student $(STUDENT_CV_RUNS) cv-two-teachers $(TWO_TEACHERS_CV_RUNS) \
+	cv-tag-targets $(TAG_TARGETS_CV_RUNS) evaluate bench bench-similarity docker-smoke clean

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import soundfile as sf
 from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_info
 
@@ -22,7 +23,8 @@ from model.card import card_path, load_card
 from model.features import SAMPLE_RATE
 from model.pipeline import WINDOW_HOP_S, Analysis, Limits, Pipeline
 from model.runtime import DEFAULT_MODEL_PATH, GenreModel
-from tests.audio import SYNTHETIC_GENRES, encode, synthetic_genre, tone
+from tests.audio import SYNTHETIC_GENRES, encode, music_like, synthetic_genre, tone
+from training.corpus import SOURCES, TRAINING_SOUNDTRACKS
 from training.data import read_labels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,3 +193,16 @@ def export_teacher(out: Path, *args: str) -> Path:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out / "MSD_musicnn.onnx"
+
+
+def tiny_corpus(root: Path, per_source: int = 2, seconds: float = 45.0) -> Path:
+    """Every training soundtrack source's folder, the first two holding generated music."""
+    for i, source in enumerate(TRAINING_SOUNDTRACKS):
+        folder = root / source.package / source.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for j in range(per_source if i < 2 else 0):
+            sf.write(folder / f"track{j}.ogg", music_like(seconds, 22050, seed=10 * i + j), 22050)
+    held_out = next(s for s in SOURCES if s.kind == "music" and s.held_out)
+    (root / held_out.package / held_out.folder).mkdir(parents=True, exist_ok=True)
+    sf.write(root / held_out.package / held_out.folder / "kept_out.ogg", music_like(5.0, 22050), 22050)
+    return root

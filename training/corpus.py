@@ -151,6 +151,7 @@ SOURCES: tuple[Source, ...] = (
     Source("nexuiz-music", "music", True, "nexuiz-music", f"{GAMES}/nexuiz"),
     Source("singularity-music", "music", True, "singularity-music", f"{GAMES}/singularity/music"),
 )
+TRAINING_SOUNDTRACKS = tuple(s for s in SOURCES if s.kind == "music" and not s.held_out)
 PACKAGES = sorted({s.package for s in SOURCES if s.package})
 
 
@@ -188,6 +189,22 @@ def files(source: Source, cache: Path) -> list[Path]:
         raise SystemExit(f"{root} is missing: run python -m training.corpus fetch --cache {cache}")
     found = sorted(p for p in root.rglob("*") if p.suffix.lower() in PACKAGE_AUDIO_SUFFIXES)
     return [p for p in found if source.kind == "music" or not JINGLE.search(p.relative_to(root).as_posix())]
+
+
+def soundtrack_files(names: tuple[str, ...], cache: Path) -> list[Path]:
+    """The music files of the training soundtrack sources named (all of them for none), the sources
+    interleaved, so that the first n files spread over all of them. A held-out or unknown name is
+    a ValueError."""
+    per_source = [files(s, cache) for s in soundtrack_sources(names)]
+    return [p for row in itertools.zip_longest(*per_source) for p in row if p is not None]
+
+
+def soundtrack_sources(names: tuple[str, ...]) -> list[Source]:
+    """The training soundtrack sources named (all of them for none), in SOURCES's order."""
+    known = [s.name for s in TRAINING_SOUNDTRACKS]
+    if unknown := sorted(set(names) - set(known)):
+        raise ValueError(f"unknown soundtrack sources {unknown}; the corpus trains on {known}")
+    return [s for s in TRAINING_SOUNDTRACKS if not names or s.name in names]
 
 
 def read(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -19,7 +19,6 @@ none of them may have seen a held-out clip, even unlabelled. Labels are never re
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -34,11 +33,9 @@ from model.features import CLIP_FRAMES, DEFAULT_SETTINGS, FRAME_HOP_SECONDS, pow
 from training.artifacts import Checkpoint
 from training.augment import AugmentConfig, augment
 from training.config_flags import config_to_json, parse_config
-from training.corpus import SOURCES, Source, files, read
+from training.corpus import read, soundtrack_files, soundtrack_sources
 from training.network import GenreNet, NetworkConfig
 from training.teacher import Targets, Teacher, cached_targets
-
-TRAINING_SOUNDTRACKS = tuple(s for s in SOURCES if s.kind == "music" and not s.held_out)
 
 
 @dataclass
@@ -64,9 +61,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if not self.teachers or len(set(self.teachers)) != len(self.teachers):
             raise ValueError("give one or more teachers, each once")
-        known = [s.name for s in TRAINING_SOUNDTRACKS]
-        if unknown := sorted(set(self.sources) - set(known)):
-            raise ValueError(f"unknown soundtrack sources {unknown}; the corpus trains on {known}")
+        soundtrack_sources(self.sources)  # the names are checked
 
 
 @dataclass(frozen=True)
@@ -86,17 +81,10 @@ class TargetScale:
     std: np.ndarray
 
 
-def sources(cfg: DistillConfig) -> list[Source]:
-    """The training soundtrack sources the run distils, in the corpus's order."""
-    return [s for s in TRAINING_SOUNDTRACKS if not cfg.sources or s.name in cfg.sources]
-
-
 def soundtracks(cfg: DistillConfig) -> list[Path]:
-    """The music files of the run's sources, the sources interleaved (so that a max_files sample
-    spreads over all of them)."""
-    per_source = [files(s, cfg.corpus) for s in sources(cfg)]
-    interleaved = [p for row in itertools.zip_longest(*per_source) for p in row if p is not None]
-    return interleaved[: cfg.max_files] if cfg.max_files else interleaved
+    """The music files of the run's sources, interleaved (a max_files sample spreads over them all)."""
+    paths = soundtrack_files(cfg.sources, cfg.corpus)
+    return paths[: cfg.max_files] if cfg.max_files else paths
 
 
 def read_chunks(cfg: DistillConfig, teachers: list[Teacher], paths: list[Path]) -> list[Chunk]:

@@ -56,6 +56,7 @@ from training.folds import artist_folds
 from training.network import GenreNet, NetworkConfig
 from training.report import valid_figures
 from training.scoring import split_accuracy
+from training.tag_targets import TagTargetConfig, load_tag_targets
 
 
 @dataclass
@@ -77,6 +78,8 @@ class TrainConfig:
     soft_targets_from: Path | None = None
     soft_target_weight: float = 0.5
     soft_target_temperature: float = 2.0
+    # Learn the genres the MSD teacher's tags name on unlabelled soundtracks too (training.tag_targets).
+    tag_targets: TagTargetConfig = field(default_factory=TagTargetConfig)
     seed: int = 0
     epochs: int = 80
     patience: int = 30
@@ -247,6 +250,7 @@ def train(cfg: TrainConfig) -> RunReport:
     if cfg.init is not None:
         load_starting_weights(net, cfg.init)
     soft_teacher = load_soft_teacher(cfg, data.labels)
+    tag_targets = load_tag_targets(cfg.tag_targets, data.labels)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(train_set) // cfg.batch_size)
     # OneCycle needs a few steps in each phase: a tiny folder's run stops partway through a longer one.
@@ -293,6 +297,10 @@ def train(cfg: TrainConfig) -> RunReport:
         for i in range(0, len(order), cfg.batch_size):
             x, y = get_batch(train_set, order[i : i + cfg.batch_size], cfg, rng)
             loss = batch_loss(net, x, y, loss_fn, cfg, rng, soft_teacher)
+            if tag_targets is not None:
+                loss = loss + cfg.tag_targets.weight * tag_targets.loss(
+                    net, cfg.tag_targets.batch_size, cfg.augment, rng
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -10,32 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from model.features import DEFAULT_SETTINGS
-from tests.audio import music_like
+from tests.helpers import tiny_corpus
 from training.artifacts import Checkpoint, load_starting_weights
 from training.augment import AugmentConfig
-from training.corpus import SOURCES
-from training.distill import TRAINING_SOUNDTRACKS, DistillConfig, distill, read_chunks, soundtracks
+from training.corpus import TRAINING_SOUNDTRACKS
+from training.distill import DistillConfig, distill, read_chunks, soundtracks
 from training.network import GenreNet, NetworkConfig
 from training.teacher import PATCH_SECONDS, Targets, Teacher
 
 TINY = NetworkConfig(frame_dim=16, conv_channels=4, hidden=8, attention_dim=8, co_variation=8)
-
-
-def tiny_corpus(root: Path, per_source: int = 2, seconds: float = 45.0) -> Path:
-    """Every training soundtrack source's folder, the first two holding generated music."""
-    for i, source in enumerate(TRAINING_SOUNDTRACKS):
-        folder = root / source.package / source.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        for j in range(per_source if i < 2 else 0):
-            sf.write(folder / f"track{j}.ogg", music_like(seconds, 22050, seed=10 * i + j), 22050)
-    held_out = next(s for s in SOURCES if s.kind == "music" and s.held_out)
-    (root / held_out.package / held_out.folder).mkdir(parents=True, exist_ok=True)
-    sf.write(root / held_out.package / held_out.folder / "kept_out.ogg", music_like(5.0, 22050), 22050)
-    return root
 
 
 @pytest.fixture(scope="module")
