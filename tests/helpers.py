@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -26,6 +28,9 @@ from model.runtime import DEFAULT_MODEL_PATH, GenreModel
 from tests.audio import SYNTHETIC_GENRES, encode, music_like, synthetic_genre, tone
 from training.corpus import SOURCES, TRAINING_SOUNDTRACKS
 from training.data import read_labels
+
+if TYPE_CHECKING:
+    from training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
@@ -156,26 +161,25 @@ def small_gtzan_subset(gtzan: Path, data: Path) -> Path:
     return data
 
 
+def fold_run(data: Path, out: Path, fold: int, **changes: Any) -> TrainConfig:
+    """A quick run of one of data's SMALL_CV_FOLDS folds: one epoch on one thread (the tests run on
+    two workers of two cores), with `changes` to the config."""
+    from training.train import TrainConfig
+
+    quick = TrainConfig(data=data, out=out, epochs=1, threads=1, cv_fold=fold, cv_folds=SMALL_CV_FOLDS)
+    return dataclasses.replace(quick, **changes)
+
+
 def train_small_cv(data: Path, out: Path, first_seed: int) -> list[Path]:
     """A SMALL_CV_FOLDS-fold cross-validation of a tiny recipe: fold k's run in out/fold{k}, seed first_seed + k."""
     from training.network import NetworkConfig
-    from training.train import TrainConfig, train
+    from training.train import train
 
     small = NetworkConfig(hidden=24, frame_dim=48)
     runs = []
     for fold in range(SMALL_CV_FOLDS):
         run = out / f"fold{fold}"
-        config = TrainConfig(
-            data=data,
-            out=run,
-            epochs=2,
-            threads=1,
-            network=small,
-            cv_fold=fold,
-            cv_folds=SMALL_CV_FOLDS,
-            seed=first_seed + fold,
-        )  # one thread: the tests run on two workers of two cores
-        train(config)
+        train(fold_run(data, run, fold, epochs=2, network=small, seed=first_seed + fold))
         runs.append(run)
     return runs
 

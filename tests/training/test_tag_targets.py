@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import SMALL_CV_FOLDS, tiny_corpus
+from tests.helpers import fold_run, tiny_corpus
 from training.artifacts import Checkpoint
 from training.data import DataError, gtzan_labels
 from training.network import GenreNet, NetworkConfig
@@ -130,16 +130,7 @@ def test_a_genre_run_learns_the_tags_too(config: TagTargetConfig, small_gtzan: P
 
     def run(weight: float) -> dict[str, torch.Tensor]:
         out = tmp_path / f"weight{weight}"
-        cfg = TrainConfig(
-            data=small_gtzan,
-            out=out,
-            epochs=1,
-            threads=1,
-            network=TINY,
-            cv_fold=0,
-            cv_folds=SMALL_CV_FOLDS,
-            tag_targets=dataclasses.replace(config, weight=weight),
-        )
+        cfg = fold_run(small_gtzan, out, 0, network=TINY, tag_targets=dataclasses.replace(config, weight=weight))
         assert train(cfg).config["tag_targets"]["teacher"] == str(config.teacher)
         return Checkpoint.load(out / "checkpoint.pt")[1].state_dict()
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import SMALL_CV_FOLDS
+from tests.helpers import fold_run
 from training.artifacts import Checkpoint
 from training.data import DataError
 from training.network import GenreNet, NetworkConfig
@@ -46,28 +46,19 @@ def test_the_soft_targets_blend_with_the_labels() -> None:
 
 
 def test_a_smaller_network_learns_from_its_folds_teacher(small_gtzan: Path, tmp_path: Path) -> None:
-    def fold_run(
+    def run(
         out: str, network: NetworkConfig, fold: int, teacher: Path | None = None, data: Path = small_gtzan
     ) -> TrainConfig:
-        return TrainConfig(
-            data=data,
-            out=tmp_path / out,
-            epochs=1,
-            threads=1,
-            network=network,
-            cv_fold=fold,
-            cv_folds=SMALL_CV_FOLDS,
-            soft_targets_from=teacher,
-        )
+        return fold_run(data, tmp_path / out, fold, network=network, soft_targets_from=teacher)
 
-    teacher = fold_run("teacher", NetworkConfig(hidden=24, frame_dim=48), fold=0)
+    teacher = run("teacher", NetworkConfig(hidden=24, frame_dim=48), fold=0)
     train(teacher)
     teacher_path = teacher.out / "checkpoint.pt"
     # The same folder, named another way, is the same clips.
-    student = fold_run("student", TINY, fold=0, teacher=teacher_path, data=small_gtzan / ".." / small_gtzan.name)
+    student = run("student", TINY, fold=0, teacher=teacher_path, data=small_gtzan / ".." / small_gtzan.name)
     assert train(student).config["soft_targets_from"] == str(teacher_path)
     student_meta, _ = Checkpoint.load(student.out / "checkpoint.pt")
     assert student_meta.network == dataclasses.replace(TINY, n_classes=len(student_meta.labels))
     # A network that learnt from another fold's clips (here, fold 1's scored ones) must not teach it.
     with pytest.raises(DataError, match="may have seen"):
-        train(fold_run("leaky", TINY, fold=1, teacher=teacher_path))
+        train(run("leaky", TINY, fold=1, teacher=teacher_path))
