@@ -194,7 +194,8 @@ cv-two-teachers: $(TWO_TEACHERS_DISTILLED)
 		--out $(TWO_TEACHERS_CV_REPORT)
 
 # The MSD teacher's genre tags as soft targets on soundtrack spans (training.tag_targets), beside
-# the labels, from make cv-distilled's start: `make cv-tag-targets` scores it into $(TAG_TARGETS_CV_REPORT).
+# the labels, from make cv-distilled's start: `make cv-tag-targets` scores it into $(TAG_TARGETS_CV_REPORT)
+# (each run about 30 min of one core, about a fifth more than without the spans).
 TAG_TARGETS_CV_RUNS := $(addprefix runs/cv-tag-targets/fold,$(FOLDS))
 TAG_TARGETS_CV_REPORT := training/inputs/cv_tag_targets.json
 $(TAG_TARGETS_CV_RUNS): runs/cv-tag-targets/fold%: $(DISTILLED)
