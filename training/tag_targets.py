@@ -77,10 +77,10 @@ class TagTargets:
 
 def span_scores(teacher: Teacher, targets: Targets) -> np.ndarray:
     """(spans, genres of GENRE_TAGS): each whole span's genre scores, as Teacher.genre_scores."""
-    n = len(targets.embedding) // SPAN_PATCHES
-    spans = [slice(s, s + SPAN_PATCHES) for s in range(0, n * SPAN_PATCHES, SPAN_PATCHES)]
-    scores = [teacher.genre_scores(Targets(targets.embedding[s], targets.tag_logits[s])) for s in spans]
-    return np.array([list(genres.values()) for genres in scores], dtype=np.float32).reshape(n, len(GENRE_TAGS))
+    n = len(targets.tag_logits) // SPAN_PATCHES
+    per_patch = teacher.genre_patch_scores(targets)[: n * SPAN_PATCHES]
+    scores: np.ndarray = per_patch.reshape(n, SPAN_PATCHES, len(GENRE_TAGS)).mean(axis=1)
+    return scores
 
 
 def load_tag_targets(cfg: TagTargetConfig, labels: list[str]) -> TagTargets | None:

@@ -149,14 +149,17 @@ class Teacher:
         """Whether its tags name the genres of GENRE_TAGS (MSD's do; MagnaTagATune's do not)."""
         return all(tag in self.tags for tags in GENRE_TAGS.values() for tag in tags)
 
-    def genre_scores(self, targets: Targets) -> dict[str, float]:
-        """Zero-shot: each genre of GENRE_TAGS scored by its likeliest tag, averaged over patches."""
+    def genre_patch_scores(self, targets: Targets) -> np.ndarray:
+        """(patches, genres of GENRE_TAGS): each patch's likeliest tag of each genre."""
         probability = targets.tag_probabilities
         index = {tag: i for i, tag in enumerate(self.tags)}
-        return {
-            genre: float(np.mean(np.max(probability[:, [index[t] for t in tags]], axis=1)))
-            for genre, tags in GENRE_TAGS.items()
-        }
+        columns = [probability[:, [index[t] for t in tags]].max(axis=1) for tags in GENRE_TAGS.values()]
+        return np.stack(columns, axis=1)
+
+    def genre_scores(self, targets: Targets) -> dict[str, float]:
+        """Zero-shot: each genre of GENRE_TAGS scored by its likeliest tag, averaged over patches."""
+        scores = self.genre_patch_scores(targets).mean(axis=0)
+        return {genre: float(score) for genre, score in zip(GENRE_TAGS, scores, strict=True)}
 
     def zero_shot_genre(self, targets: Targets) -> str:
         scores = self.genre_scores(targets)
